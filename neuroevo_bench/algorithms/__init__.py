@@ -1,0 +1,58 @@
+"""The seam between the runner and an algorithm: a small Protocol and the context the runner hands over.
+
+An algorithm learns from env steps charged to `ctx.ledger` (it never counts frames itself), exposes its
+current test policy, and can save/restore its state. It never writes records: the runner does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from neuroevo_bench.envs import Ledger
+
+ActFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class RunContext:
+    """What the runner gives an algorithm: env config, the training ledger (budget cap), seed, resources."""
+
+    env_cfg: Any
+    ledger: Ledger
+    seed: int
+    resources: Any
+    evaluator_cfg: Any = None
+    progress: Callable[..., None] = lambda **_: None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class Algorithm(Protocol):
+    network: str  # the policy network, as stated in the records
+
+    def train_until(self, frames: int) -> bool:
+        """Train until `ctx.ledger.frames >= frames`; False once no more training is possible (budget spent)."""
+        ...
+
+    def policy(self) -> ActFn:
+        """The current test policy (GA: elite; RS: best so far; SB3: current model, deterministic)."""
+        ...
+
+    def curve_stats(self) -> dict[str, Any]:
+        """Extra columns for the eval-curve row (e.g. generation, population fitness)."""
+        ...
+
+    def save_policy(self, run_dir: Path) -> None:
+        """Write the final policy so that `load_policy` rebuilds it exactly."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,228 @@
+"""Deep-neuroevolution genetic algorithm (Such et al. 2017, arXiv 1712.06567), vectorised over the population.
+
+Each generation: evaluate all N individuals (`episodes_per_fitness` episodes each); the top T are the parents;
+the elite is the best of the top C candidates (the previous elite among them) re-evaluated on
+`elite_episodes` extra episodes, and passes on unchanged; the other N-1 children are a uniformly chosen parent
+plus sigma * N(0, I). Every episode, validation ones included, is charged to the training budget.
+
+Individuals are compact genomes (see :mod:`neuroevo_bench.genome`). With `truncation: 0` there are no
+parents: every generation samples fresh networks and the best so far is kept and re-validated, which is
+random search (:mod:`neuroevo_bench.algorithms.random_search`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuroevo_bench.algorithms import ActFn, RunContext
+from neuroevo_bench.envs import env_info
+from neuroevo_bench.evaluation import LocalEvaluator, PopulationEvaluator
+from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
+from neuroevo_bench.policies import Network, flat_policy, make_network
+from neuroevo_bench.records import read_json, write_json
+
+CHAMPION_JSON = "champion.json"
+SEED_LIMIT = 2**31
+
+
+def build_network(env_cfg: Any, net_cfg: Any) -> Network:
+    info = env_info(env_cfg)
+    return make_network(net_cfg, info.observation_space, info.action_space)
+
+
+def make_evaluator(ctx: RunContext, net: Network, store: ParamStore, slots: int, max_frames: int | None):
+    """The population evaluator named by the `evaluator` config group (local by default)."""
+    kind = (ctx.evaluator_cfg or {}).get("kind", "local")
+    if kind == "ray":
+        from neuroevo_bench.ray_evaluator import RayEvaluator
+
+        return RayEvaluator(ctx.evaluator_cfg, ctx.env_cfg, net, store, slots, max_frames)
+    return LocalEvaluator(ctx.env_cfg, net, store, slots, max_frames, ctx.resources.env_threads)
+
+
+class GeneticAlgorithm:
+    def __init__(
+        self,
+        ctx: RunContext,
+        name: str = "ga",
+        population: int = 500,
+        truncation: int = 20,
+        mutation_power: float = 0.02,
+        episodes_per_fitness: int = 3,
+        elite_candidates: int = 10,
+        elite_episodes: int = 5,
+        fitness_max_frames: int | None = None,
+        slots: int = 256,
+        noise_table_size: int = 2**22,
+        noise_seed: int | None = None,
+        network: Any = None,
+    ) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.n, self.t = int(population), int(truncation)
+        self.sigma = float(mutation_power)
+        self.episodes, self.n_candidates, self.val_episodes = (
+            int(episodes_per_fitness),
+            int(elite_candidates),
+            int(elite_episodes),
+        )
+        self.net = build_network(ctx.env_cfg, network)
+        self.network = self.net.describe()
+        self.noise_seed = int(ctx.seed if noise_seed is None else noise_seed)
+        self.noise = NoiseTable(self.noise_seed, int(noise_table_size), self.net.n_params)
+        self.store = ParamStore(self.noise, self.net.init_scale(), self.sigma)
+        self.evaluator: PopulationEvaluator = make_evaluator(
+            ctx, self.net, self.store, min(int(slots), self.n * self.episodes), fitness_max_frames
+        )
+        self.rng = np.random.default_rng(np.random.SeedSequence([int(ctx.seed), 0x6A]))
+        self.generation = 0
+        self.population: list[Genome] = self._fresh(self.n)
+        self.elite: Genome | None = None
+        self.elite_score = float("nan")
+        self.last: dict[str, Any] = {}
+        self.exhausted = False
+
+    # --- one generation -------------------------------------------------------------------------------
+    def _fresh(self, k: int) -> list[Genome]:
+        return [(int(o),) for o in self.noise.sample_offsets(self.rng, k)]
+
+    def _env_seed(self) -> int:
+        return int(self.rng.integers(0, SEED_LIMIT))
+
+    def step_generation(self) -> bool:
+        """Run one generation; False if the budget cap cut it short (then nothing is updated)."""
+        t0 = time.perf_counter()
+        ledger = self.ctx.ledger
+        frames0 = ledger.frames
+        res = self.evaluator.evaluate(self.population, self.episodes, self._env_seed(), ledger)
+        if not res.complete:
+            self._cut_short(frames0, "population evaluation")
+            return False
+        fitness = res.fitness
+        order = np.argsort(-fitness, kind="stable")
+        candidates = [self.population[i] for i in order[: self.n_candidates]]
+        if self.elite is not None and self.elite not in candidates:
+            candidates.append(self.elite)
+        val = self.evaluator.evaluate(candidates, self.val_episodes, self._env_seed(), ledger)
+        if not val.complete:
+            self._cut_short(frames0, "elite validation")
+            return False
+        best = int(np.argmax(val.fitness))
+        self.elite, self.elite_score = candidates[best], float(val.fitness[best])
+        self.last = {
+            "generation": self.generation,
+            "generation_frames": ledger.frames - frames0,
+            "fitness_max": float(fitness.max()),
+            "fitness_mean": float(fitness.mean()),
+            "fitness_median": float(np.median(fitness)),
+            "elite_score": self.elite_score,
+            "generation_complete": True,
+        }
+        self.population = self._next_population(order)
+        self.generation += 1
+        dt = time.perf_counter() - t0
+        self.ctx.progress(
+            frames=ledger.frames,
+            generation=self.generation,
+            fps=(ledger.frames - frames0) / max(dt, 1e-9),
+            fit_max=self.last["fitness_max"],
+            fit_mean=self.last["fitness_mean"],
+            elite=self.elite_score,
+        )
+        return True
+
+    def _next_population(self, order: np.ndarray) -> list[Genome]:
+        if self.t == 0:  # random search: fresh networks; the best so far is kept as self.elite
+            return self._fresh(self.n)
+        parents = [self.population[i] for i in order[: self.t]]
+        choice = self.rng.integers(0, self.t, size=self.n - 1)
+        offsets = self.noise.sample_offsets(self.rng, self.n - 1)
+        assert self.elite is not None
+        return [self.elite] + [(*parents[p], int(o)) for p, o in zip(choice, offsets, strict=True)]
+
+    def _cut_short(self, frames0: int, where: str) -> None:
+        self.exhausted = True
+        self.last = {
+            **self.last,
+            "generation_complete": False,
+            "cut_short_in": where,
+            "cut_short_frames": self.ctx.ledger.frames - frames0,
+        }
+
+    # --- Algorithm protocol -----------------------------------------------------------------------------
+    def train_until(self, frames: int) -> bool:
+        while self.ctx.ledger.frames < frames and not self.exhausted and not self.ctx.stop.is_set():
+            self.step_generation()
+        return not self.exhausted
+
+    def champion(self) -> Genome:
+        """The elite; before the first generation completes, the first individual (an untrained network)."""
+        return self.elite if self.elite is not None else self.population[0]
+
+    def policy(self) -> ActFn:
+        return flat_policy(self.net, self.store.rebuild(self.champion()))
+
+    def curve_stats(self) -> dict[str, Any]:
+        return {"generation": self.generation, **{k: v for k, v in self.last.items() if k != "generation"}}
+
+    def save_policy(self, run_dir: Path) -> None:
+        write_json(
+            Path(run_dir) / CHAMPION_JSON,
+            {
+                "genome": list(self.champion()),
+                "elite_score": self.elite_score,
+                "generation": self.generation,
+                "noise_seed": self.noise_seed,
+                "noise_table_size": self.noise.size,
+                "mutation_power": self.sigma,
+                "network": {
+                    "sizes": list(self.net.sizes),
+                    "activation": self.net.activation,
+                    "discrete": self.net.discrete,
+                    "low": list(self.net.low),
+                    "high": list(self.net.high),
+                },
+            },
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "generation": self.generation,
+            "population": self.population,
+            "elite": self.elite,
+            "elite_score": self.elite_score,
+            "last": self.last,
+            "exhausted": self.exhausted,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.generation = state["generation"]
+        self.population = state["population"]
+        self.elite = state["elite"]
+        self.elite_score = state["elite_score"]
+        self.last = state["last"]
+        self.exhausted = state["exhausted"]
+
+    def close(self) -> None:
+        self.evaluator.close()
+
+
+def load_champion(run_dir: Path) -> tuple[Network, torch.Tensor]:
+    """Rebuild the saved champion's network and parameters from its compact genome."""
+    c = read_json(Path(run_dir) / CHAMPION_JSON)
+    n = c["network"]
+    net = Network(tuple(n["sizes"]), n["activation"], n["discrete"], tuple(n["low"]), tuple(n["high"]))
+    store = ParamStore(NoiseTable(c["noise_seed"], c["noise_table_size"], net.n_params), net.init_scale(), c["mutation_power"])
+    return net, store.rebuild(tuple(c["genome"]))
+
+
+def load_policy(run_dir: Path) -> ActFn:
+    net, theta = load_champion(run_dir)
+    return flat_policy(net, theta)

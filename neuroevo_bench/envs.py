@@ -1,0 +1,211 @@
+"""The one env factory and the one place where frames are counted.
+
+Every algorithm (GA, random search, SB3) and the shared test evaluator builds its environments with
+:func:`make_vector_env`, and every env step goes through :class:`CountedVecEnv`, which charges frames to a
+:class:`Ledger`. Algorithms never count frames themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+SAME_STEP = AutoresetMode.SAME_STEP
+NEXT_STEP = AutoresetMode.NEXT_STEP
+
+
+class EnvError(ValueError):
+    """An env that the harness cannot build or that an algorithm cannot handle."""
+
+
+def ensure_registered(env_id: str) -> None:
+    """Fail early, naming close matches, if `env_id` is not a registered gymnasium id."""
+    if env_id.startswith("ALE/"):
+        try:
+            import ale_py
+
+            gym.register_envs(ale_py)
+        except ImportError as exc:
+            raise EnvError(
+                f"env id {env_id!r} needs the Atari extra: pip install -e '.[atari]' ({exc})"
+            ) from exc
+    if env_id not in gym.registry:
+        prefix = env_id.split("-")[0].split("/")[-1].lower()[:4]
+        close = sorted(k for k in gym.registry if prefix and prefix in k.lower())[:10]
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise EnvError(
+            f"env.id={env_id!r} is not a registered gymnasium environment.{hint} "
+            "Any id from gymnasium.registry (e.g. CartPole-v1, Acrobot-v1, Pendulum-v1) is valid."
+        )
+
+
+@dataclass
+class Ledger:
+    """Frames charged to one purpose (training or test evaluation), with an optional hard cap."""
+
+    cap: int | None = None
+    frames: int = 0
+    agent_steps: int = 0
+
+    def remaining(self) -> int | None:
+        return None if self.cap is None else self.cap - self.frames
+
+    def exhausted(self) -> bool:
+        return self.cap is not None and self.frames >= self.cap
+
+
+@dataclass
+class EnvSpecInfo:
+    """What the harness needs to know about an env, read back from a built env."""
+
+    env_id: str
+    frame_skip: int
+    observation_space: gym.spaces.Space
+    action_space: gym.spaces.Space
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _atari_kwargs(env_cfg: Any, max_episode_frames: int | None, same_step: bool) -> dict[str, Any]:
+    """The Machado et al. (2018) protocol, every setting explicit (ale_py's defaults differ)."""
+    a = env_cfg.atari
+    return dict(
+        repeat_action_probability=float(a.sticky_actions),
+        frameskip=int(env_cfg.frame_skip),
+        maxpool=bool(a.maxpool),
+        img_height=int(a.screen_size),
+        img_width=int(a.screen_size),
+        grayscale=bool(a.grayscale),
+        stack_num=int(a.frame_stack),
+        noop_max=int(a.noop_max),
+        episodic_life=bool(a.terminal_on_life_loss),
+        reward_clipping=False,
+        use_fire_reset=bool(a.fire_reset),
+        full_action_space=bool(a.full_action_space),
+        max_num_frames_per_episode=int(max_episode_frames or env_cfg.max_episode_frames),
+        autoreset_mode=SAME_STEP if same_step else NEXT_STEP,
+    )
+
+
+def make_vector_env(
+    env_cfg: Any,
+    num_envs: int,
+    *,
+    same_step_autoreset: bool = False,
+    max_episode_frames: int | None = None,
+    render_mode: str | None = None,
+    num_threads: int = 0,
+) -> gym.vector.VectorEnv:
+    """Build `num_envs` copies of the configured env as one vector env.
+
+    `same_step_autoreset` is for SB3, whose VecEnv API needs the reset observation in the step that ends an
+    episode. Envs whose own batched implementation only auto-resets on the next step (gymnasium's
+    `CartPoleVectorEnv`) are then built as a `SyncVectorEnv` of the same registered env: same dynamics, same
+    episode cap, same reward. `max_episode_frames` shortens episodes (the GA's fitness-episode cap).
+    """
+    ensure_registered(env_cfg.id)
+    if env_cfg.kind == "atari":
+        from ale_py.vector_env import AtariVectorEnv
+
+        game = env_cfg.id.removeprefix("ALE/").split("-")[0]
+        snake = "".join("_" + c.lower() if c.isupper() else c for c in game).lstrip("_")
+        return AtariVectorEnv(
+            game=snake,
+            num_envs=num_envs,
+            num_threads=num_threads,
+            **_atari_kwargs(env_cfg, max_episode_frames, same_step_autoreset),
+        )
+
+    kwargs: dict[str, Any] = dict(env_cfg.kwargs or {})
+    if max_episode_frames is not None:
+        kwargs["max_episode_steps"] = max(1, int(max_episode_frames) // int(env_cfg.frame_skip))
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    spec = gym.registry[env_cfg.id]
+    mode = env_cfg.vectorization
+    if mode == "auto":
+        mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    if mode == "vector_entry_point" and (same_step_autoreset or render_mode is not None):
+        mode = "sync"
+    if mode == "vector_entry_point":
+        return gym.make_vec(env_cfg.id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    if mode not in ("sync", "async"):
+        raise EnvError(
+            f"env.vectorization={env_cfg.vectorization!r} is not valid; use auto, vector_entry_point, sync or async"
+        )
+    return gym.make_vec(
+        env_cfg.id,
+        num_envs=num_envs,
+        vectorization_mode=mode,
+        vector_kwargs={"autoreset_mode": SAME_STEP if same_step_autoreset else NEXT_STEP},
+        **kwargs,
+    )
+
+
+def env_info(env_cfg: Any) -> EnvSpecInfo:
+    """Spaces and settings of the configured env, read back from a one-env instance."""
+    env = make_vector_env(env_cfg, 1)
+    try:
+        settings: dict[str, Any] = {"vector_env": type(env).__name__}
+        if env_cfg.kind == "atari":
+            settings.update(getattr(env, "_env_kwargs", {}) or {})
+        return EnvSpecInfo(
+            env_id=env_cfg.id,
+            frame_skip=int(env_cfg.frame_skip),
+            observation_space=env.single_observation_space,
+            action_space=env.single_action_space,
+            settings=settings,
+        )
+    finally:
+        env.close()
+
+
+class CountedVecEnv:
+    """A vector env whose every charged step is added to a ledger: the one place frames are counted.
+
+    A sub-env step is charged unless it is a next-step auto-reset (that step ignores the action and only
+    resets) or the caller marks the sub-env inactive (an evaluation slot with no task: its emulator output is
+    ignored, so nothing is learnt from it). One charged agent step is `frame_skip` frames.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, frame_skip: int, ledger: Ledger) -> None:
+        self.env = env
+        self.frame_skip = int(frame_skip)
+        self.ledger = ledger
+        self.num_envs = int(env.num_envs)
+        mode = env.metadata.get("autoreset_mode", NEXT_STEP)
+        self.next_step_autoreset = AutoresetMode(mode) == NEXT_STEP
+        self._resetting = np.zeros(self.num_envs, dtype=bool)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        obs, _ = self.env.reset(seed=seed)
+        self._resetting[:] = False
+        return obs
+
+    def step(
+        self, actions: np.ndarray, active: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any], np.ndarray]:
+        """Step all sub-envs; returns gymnasium's 5-tuple plus the boolean mask of charged sub-env steps."""
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        charged = ~self._resetting
+        if active is not None:
+            charged &= active
+        n = int(charged.sum())
+        self.ledger.frames += n * self.frame_skip
+        self.ledger.agent_steps += n
+        if self.next_step_autoreset:
+            self._resetting = np.logical_or(terminated, truncated)
+        return obs, reward, terminated, truncated, info, charged
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def import_object(path: str) -> Any:
+    """Import `package.module:attr` or `package.module.attr`."""
+    module, _, attr = path.replace(":", ".").rpartition(".")
+    return getattr(importlib.import_module(module), attr)
