@@ -39,6 +39,7 @@ class NeuroevolutionConfig:
     elite_episodes: int = 5
     fitness_max_frames: int | None = None
     slots: int = 256
+    shards: int = 1  # contiguous population shards, each on its own env (the unit of work of evaluator=ray)
     noise_table_size: int = 2**22
     noise_seed: int | None = None
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -158,7 +159,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 def validate_neuroevolution(a: DictConfig) -> None:
-    for key in ("population", "episodes_per_fitness", "elite_episodes", "slots", "noise_table_size"):
+    keys = ("population", "episodes_per_fitness", "elite_episodes", "slots", "shards", "noise_table_size")
+    for key in keys:
         _positive(a, key)
     _positive(a, "truncation", allow_zero=True)
     _positive(a, "elite_candidates")
@@ -175,4 +177,121 @@ def validate_neuroevolution(a: DictConfig) -> None:
     if not a.mutation_power > 0:
         raise ConfigError(f"algo.mutation_power={a.mutation_power} is invalid: sigma must be > 0")
     if a.fitness_max_frames is not None and a.fitness_max_frames <= 0:
-        raise ConfigError(f"algo.fitness_max_frames={a.fitness_max_frames}; valid: null or a positive integer")
+        raise ConfigError(
+            f"algo.fitness_max_frames={a.fitness_max_frames}; valid: null or a positive integer"
+        )
+
+
+# --- Stable-Baselines3 A2C / PPO (neuroevo_bench.algorithms.sb3) --------------------------------------------
+# Defaults are SB3's own; conf/algo/{a2c,ppo}.yaml restate them and conf/algo_env/<algo>_<env>.yaml merges the
+# rl-baselines3-zoo tuned values for an env on top. A schedule (`learning_rate`, `clip_range`) is a number or
+# `{schedule: linear, initial: <x>}` (optionally `final: <y>`, default 0), decaying over the run's budget of
+# agent steps (budget.frames / env.frame_skip): the zoo's `lin_<x>`.
+
+SB3_POLICIES = ("MlpPolicy", "CnnPolicy")
+SCHEDULE_KINDS = ("linear",)
+
+
+@dataclass
+class SB3Config:
+    """What A2C and PPO share. `hyperparams_source` names the tuned set in use; it is stored in run.json."""
+
+    _target_: str = MISSING
+    name: str = MISSING
+    hyperparams_source: str = "stable-baselines3 defaults (no tuned set for this env)"
+    policy: str = "MlpPolicy"
+    n_envs: int = 1
+    learning_rate: Any = 7e-4
+    n_steps: int = 5
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = False
+    clip_reward: bool = False  # sign of the reward as the training signal only (zoo's AtariWrapper)
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class A2CConfig(SB3Config):
+    _target_: str = "neuroevo_bench.algorithms.sb3.A2CBaseline"
+    name: str = "a2c"
+    use_rms_prop: bool = True
+    rms_prop_eps: float = 1e-5
+
+
+@dataclass
+class PPOConfig(SB3Config):
+    _target_: str = "neuroevo_bench.algorithms.sb3.PPOBaseline"
+    name: str = "ppo"
+    learning_rate: Any = 3e-4
+    n_steps: int = 2048
+    gae_lambda: float = 0.95
+    normalize_advantage: bool = True
+    batch_size: int = 64
+    n_epochs: int = 10
+    clip_range: Any = 0.2
+    clip_range_vf: Any = None
+    target_kl: float | None = None
+
+
+ConfigStore.instance().store(group="algo", name="base_a2c", node=A2CConfig)
+ConfigStore.instance().store(group="algo", name="base_ppo", node=PPOConfig)
+
+
+def validate_schedule(value: Any, key: str, allow_none: bool = False) -> None:
+    """A number > 0 or `{schedule: linear, initial: x > 0, final: y >= 0}`."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value > 0:
+            return
+        raise ConfigError(f"{key}={value!r} is invalid: it must be > 0")
+    valid = "a number > 0, or {schedule: linear, initial: <x>} (optionally final: <y>, default 0)"
+    if not isinstance(value, (dict, DictConfig)):
+        raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}")
+    extra = set(value) - {"schedule", "initial", "final"}
+    kind = value.get("schedule")
+    initial, final = value.get("initial"), value.get("final", 0.0)
+    if extra or kind not in SCHEDULE_KINDS:
+        raise ConfigError(f"{key}={dict(value)!r} is invalid (schedule: {SCHEDULE_KINDS}); valid: {valid}")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (initial, final))
+    if not numbers or not initial > 0 or not final >= 0:
+        raise ConfigError(f"{key}={dict(value)!r} is invalid (need initial > 0, final >= 0); valid: {valid}")
+
+
+def validate_sb3(cfg: DictConfig) -> None:
+    """SB3 values and the one cross-field rule: the budget must hold at least one full rollout."""
+    a = cfg.algo
+    for key in ("n_envs", "n_steps"):
+        _positive(a, key)
+    if a.policy not in SB3_POLICIES:
+        raise ConfigError(f"algo.policy={a.policy!r}; valid: {', '.join(SB3_POLICIES)}")
+    if not 0 < a.gamma <= 1:
+        raise ConfigError(f"algo.gamma={a.gamma} is invalid: it must be in (0, 1]")
+    if not 0 <= a.gae_lambda <= 1:
+        raise ConfigError(f"algo.gae_lambda={a.gae_lambda} is invalid: it must be in [0, 1]")
+    for key in ("ent_coef", "vf_coef"):
+        if not a[key] >= 0:
+            raise ConfigError(f"algo.{key}={a[key]} is invalid: it must be >= 0")
+    if not a.max_grad_norm > 0:
+        raise ConfigError(f"algo.max_grad_norm={a.max_grad_norm} is invalid: it must be > 0")
+    validate_schedule(a.learning_rate, "algo.learning_rate")
+    if "clip_range" in a:
+        validate_schedule(a.clip_range, "algo.clip_range")
+        validate_schedule(a.clip_range_vf, "algo.clip_range_vf", allow_none=True)
+        _positive(a, "batch_size")
+        _positive(a, "n_epochs")
+        if a.batch_size > a.n_steps * a.n_envs:
+            raise ConfigError(
+                f"algo.batch_size={a.batch_size} is larger than one rollout (algo.n_steps * algo.n_envs = "
+                f"{a.n_steps * a.n_envs}); valid: 1 <= batch_size <= n_steps * n_envs"
+            )
+    rollout_frames = a.n_steps * a.n_envs * cfg.env.frame_skip
+    if cfg.budget.frames < rollout_frames:
+        raise ConfigError(
+            f"budget.frames={cfg.budget.frames} is smaller than one {a.name} rollout (algo.n_steps * "
+            f"algo.n_envs * env.frame_skip = {rollout_frames} frames): no update would ever happen; raise "
+            "budget.frames or lower algo.n_steps / algo.n_envs"
+        )

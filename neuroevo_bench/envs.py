@@ -70,8 +70,54 @@ class EnvSpecInfo:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _atari_kwargs(env_cfg: Any, max_episode_frames: int | None, same_step: bool) -> dict[str, Any]:
-    """The Machado et al. (2018) protocol, every setting explicit (ale_py's defaults differ)."""
+def atari_game(env_id: str) -> str:
+    """The ALE ROM name of a registered Atari id, e.g. `ALE/MsPacman-v5` -> `ms_pacman`.
+
+    Only the ROM is taken from gymnasium's registry entry: the entry's own settings (v5's sticky actions and
+    frame skip) are never used, so the protocol is applied once, by :func:`atari_kwargs`.
+    """
+    import ale_py
+
+    gym.register_envs(ale_py)
+    spec = gym.registry.get(env_id)
+    game = None if spec is None else spec.kwargs.get("game")
+    if not isinstance(game, str):
+        raise EnvError(
+            f"env.id={env_id!r} is not an ALE Atari id, but env.kind=atari needs one: use ALE/<Game>-v5, e.g. "
+            "ALE/Pong-v5, ALE/Breakout-v5, ALE/MsPacman-v5 (any `ALE/` id in gymnasium.registry)"
+        )
+    return game
+
+
+def atari_episode_cap(env_cfg: Any, max_episode_frames: int | None = None) -> int:
+    """Episode cap in emulator frames: the env's (108,000), or a shorter one such as the GA's fitness cap.
+
+    Rounded down to whole agent steps, because ALE stops an episode in the middle of a frame-skip block when
+    its frame cap falls there; at a multiple of `frame_skip` the last step is a full one and the ledger's
+    `frames = frame_skip x agent steps` is exact for every capped episode.
+    """
+    skip = int(env_cfg.frame_skip)
+    caps = [int(c) for c in (env_cfg.max_episode_frames, max_episode_frames) if c is not None]
+    if not caps:
+        raise EnvError(
+            "env.max_episode_frames is null; the Atari protocol needs an episode cap (108000 frames)"
+        )
+    cap = min(caps)
+    if cap < skip:
+        raise EnvError(f"an Atari episode cap of {cap} frames is shorter than one agent step ({skip} frames)")
+    return cap - cap % skip
+
+
+def atari_kwargs(
+    env_cfg: Any, max_episode_frames: int | None = None, same_step: bool = False
+) -> dict[str, Any]:
+    """Every keyword of `ale_py.vector_env.AtariVectorEnv`, set explicitly (its defaults differ from the protocol).
+
+    The Machado et al. (2018) protocol lives in `env.atari.*` and `env.frame_skip`; this maps it one to one.
+    Frame skip, max-pooling, resizing, grayscale, frame stacking, sticky actions and the episode cap are all
+    applied here, in ALE's C++ loop, and nowhere else. Rewards are never clipped: fitness and every reported
+    score are raw game scores (an SB3 config that wants clipping applies it to its own training signal).
+    """
     a = env_cfg.atari
     return dict(
         repeat_action_probability=float(a.sticky_actions),
@@ -83,11 +129,27 @@ def _atari_kwargs(env_cfg: Any, max_episode_frames: int | None, same_step: bool)
         stack_num=int(a.frame_stack),
         noop_max=int(a.noop_max),
         episodic_life=bool(a.terminal_on_life_loss),
+        life_loss_info=False,
         reward_clipping=False,
         use_fire_reset=bool(a.fire_reset),
         full_action_space=bool(a.full_action_space),
-        max_num_frames_per_episode=int(max_episode_frames or env_cfg.max_episode_frames),
+        continuous=False,
+        max_num_frames_per_episode=atari_episode_cap(env_cfg, max_episode_frames),
         autoreset_mode=SAME_STEP if same_step else NEXT_STEP,
+        batch_size=0,  # synchronous: every step returns all sub-envs, in order
+    )
+
+
+def _make_atari(
+    env_cfg: Any, num_envs: int, same_step: bool, max_episode_frames: int | None, num_threads: int
+) -> gym.vector.VectorEnv:
+    from ale_py.vector_env import AtariVectorEnv
+
+    return AtariVectorEnv(
+        game=atari_game(env_cfg.id),
+        num_envs=num_envs,
+        num_threads=num_threads,
+        **atari_kwargs(env_cfg, max_episode_frames, same_step),
     )
 
 
@@ -109,16 +171,12 @@ def make_vector_env(
     """
     ensure_registered(env_cfg.id)
     if env_cfg.kind == "atari":
-        from ale_py.vector_env import AtariVectorEnv
-
-        game = env_cfg.id.removeprefix("ALE/").split("-")[0]
-        snake = "".join("_" + c.lower() if c.isupper() else c for c in game).lstrip("_")
-        return AtariVectorEnv(
-            game=snake,
-            num_envs=num_envs,
-            num_threads=num_threads,
-            **_atari_kwargs(env_cfg, max_episode_frames, same_step_autoreset),
-        )
+        if render_mode is not None:
+            raise EnvError(
+                f"render_mode={render_mode!r}: Atari envs are ale_py AtariVectorEnvs, which do not render; "
+                "their observations are the protocol's 84x84 grayscale frame stacks"
+            )
+        return _make_atari(env_cfg, num_envs, same_step_autoreset, max_episode_frames, num_threads)
 
     kwargs: dict[str, Any] = dict(env_cfg.kwargs or {})
     if max_episode_frames is not None:
@@ -152,7 +210,7 @@ def env_info(env_cfg: Any) -> EnvSpecInfo:
     try:
         settings: dict[str, Any] = {"vector_env": type(env).__name__}
         if env_cfg.kind == "atari":
-            settings.update(getattr(env, "_env_kwargs", {}) or {})
+            settings.update(atari_settings(env_cfg, env))
         return EnvSpecInfo(
             env_id=env_cfg.id,
             frame_skip=int(env_cfg.frame_skip),
@@ -162,6 +220,44 @@ def env_info(env_cfg: Any) -> EnvSpecInfo:
         )
     finally:
         env.close()
+
+
+def atari_settings(env_cfg: Any, env: gym.vector.VectorEnv) -> dict[str, Any]:
+    """What an Atari env was built with and what it was seen to do, for the records.
+
+    AtariVectorEnv cannot report its settings, so the ones that can be observed in one step are read back
+    from the env itself: observation shape and type (frame size, grayscale, stack), emulator frames per agent
+    step (frame skip) and frames used by a reset (0: no no-op starts, no FIRE on reset). A frame skip that
+    differs from `env.frame_skip` would make every frame count wrong, so it fails here, before any run.
+    Sticky actions, max-pooling, life-loss and reward clipping need whole episodes to observe; the tests
+    (tests/test_atari.py) check them on the built env.
+    """
+    import ale_py
+
+    kwargs = atari_kwargs(env_cfg)
+    kwargs["autoreset_mode"] = str(AutoresetMode(kwargs["autoreset_mode"]).value)
+    _, info = env.reset(seed=0)
+    frames_at_reset = int(info["episode_frame_number"][0])
+    _, _, _, _, info = env.step(np.zeros(env.num_envs, dtype=np.int64))
+    frames_per_step = int(info["episode_frame_number"][0]) - frames_at_reset
+    if frames_per_step != int(env_cfg.frame_skip):
+        raise EnvError(
+            f"the Atari env advanced {frames_per_step} emulator frames in one agent step, but "
+            f"env.frame_skip={env_cfg.frame_skip}; frame counts would be wrong"
+        )
+    space = env.single_observation_space
+    return {
+        "ale_py": ale_py.__version__,
+        "rom": atari_game(env_cfg.id),
+        "atari_vector_env_kwargs": kwargs,
+        "observed": {
+            "observation_shape": list(space.shape),
+            "observation_dtype": str(space.dtype),
+            "n_actions": int(env.single_action_space.n),
+            "frames_per_step": frames_per_step,
+            "frames_at_reset": frames_at_reset,
+        },
+    }
 
 
 class CountedVecEnv:

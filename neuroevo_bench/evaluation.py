@@ -1,8 +1,9 @@
 """Population evaluation (slot-based, vectorised) and the one test evaluator shared by every algorithm.
 
-Population evaluation keeps a fixed number of slots busy: each slot is one sub-env of a vector env with its
-own network, fed from a queue of (individual, episode) tasks; the moment a slot's episode ends it takes the
-next task. All slots act in one batched forward pass per env step, and every step goes through
+Population evaluation keeps a fixed number of slots busy: each slot is one sub-env of a vector env, fed
+from a queue of (individual, episode) tasks; the moment a slot's episode ends it takes the next task. All
+slots act in one batched forward pass per env step (the episodes of one individual share its weights), and
+every step goes through
 :class:`~neuroevo_bench.envs.CountedVecEnv`, which charges the frames.
 """
 
@@ -16,9 +17,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from neuroevo_bench.config import EVAL_SEED_MIN
 from neuroevo_bench.envs import CountedVecEnv, Ledger, make_vector_env
-from neuroevo_bench.genome import Genome, ParamStore
-from neuroevo_bench.policies import Network, SlotWeights
+from neuroevo_bench.genome import Genome, ParamStore, Plan
+from neuroevo_bench.policies import Network, RowWeights
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -55,66 +57,180 @@ class PopulationEvaluator(Protocol):
 
 def run_slots(
     venv: CountedVecEnv,
-    weights: SlotWeights,
+    weights: RowWeights,
     load: Callable[[np.ndarray, np.ndarray], None],
-    n_tasks: int,
+    n_individuals: int,
     episodes: int,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Play `n_tasks` individuals x `episodes` episodes through the slots of `venv`.
+    """Play `n_individuals` x `episodes` episodes through the sub-envs ("slots") of `venv`.
 
-    Tasks are taken in order (individual-major). `load(slots, individuals)` puts the networks of `individuals`
-    into `slots`. Stops before a step that could take the ledger past its cap. Returns (returns, lengths,
-    complete) with shapes (n_tasks, episodes).
+    Tasks (individual, episode) are taken in order, individual-major; a slot takes the next task the moment
+    its episode ends (gymnasium's next-step auto-reset then starts the new episode, uncharged). The network
+    of an individual lives in one row of `weights` while any of its episodes runs, and the slots running
+    its episodes are the lanes of that row: one batched forward pass over rows serves every slot, and the
+    episodes of one individual share their weights. `load(rows, individuals)` builds networks into rows.
+    Stops before a step that could take the ledger past its cap. Returns (returns, lengths, complete),
+    both (n_individuals, episodes).
     """
-    n_slots = venv.num_envs
-    ledger = venv.ledger
-    returns = np.full((n_tasks, episodes), np.nan)
-    lengths = np.zeros((n_tasks, episodes), dtype=np.int64)
-    total = n_tasks * episodes
-    task = np.full(n_slots, -1, dtype=np.int64)  # task id = individual * episodes + episode, -1 = idle
+    n_slots, n_rows, lanes = venv.num_envs, weights.rows, int(episodes)
+    if n_rows < n_slots + 1:
+        raise ValueError(f"need at least {n_slots + 1} weight rows for {n_slots} slots, got {n_rows}")
+    ledger, skip = venv.ledger, venv.frame_skip
+    returns = np.full((n_individuals, lanes), np.nan)
+    lengths = np.zeros((n_individuals, lanes), dtype=np.int64)
+    total = n_individuals * lanes
+    slot_task = np.full(n_slots, -1, dtype=np.int64)  # task = individual * lanes + episode; -1 = idle
+    slot_row = np.zeros(n_slots, dtype=np.int64)
     ret = np.zeros(n_slots)
     steps = np.zeros(n_slots, dtype=np.int64)
+    row_free = np.ones(n_rows, dtype=bool)
+    row_left = np.zeros(n_rows, dtype=np.int64)  # unfinished episodes of the row's individual
+    row_of = np.full(n_individuals, -1, dtype=np.int64)
     next_task = 0
-    done_tasks = 0
+    hi = 0  # rows [0, hi) hold every row in use
 
     def assign(slots: np.ndarray) -> None:
-        nonlocal next_task
+        nonlocal next_task, hi
         k = min(len(slots), total - next_task)
+        slot_task[slots[k:]] = -1
         if k <= 0:
-            task[slots] = -1
             return
+        tasks = np.arange(next_task, next_task + k)
+        individuals = tasks // lanes
+        new = individuals[tasks % lanes == 0]  # an individual's first task is always dequeued first
+        if len(new):
+            rows = np.flatnonzero(row_free)[: len(new)]  # lowest free rows keep [0, hi) dense
+            row_free[rows] = False
+            row_left[rows] = lanes
+            row_of[new] = rows
+            load(rows, new)
+            hi = max(hi, int(rows[-1]) + 1)
         chosen = slots[:k]
-        task[chosen] = np.arange(next_task, next_task + k)
-        task[slots[k:]] = -1
-        next_task += k
+        slot_task[chosen] = tasks
+        slot_row[chosen] = row_of[individuals]
         ret[chosen] = 0.0
         steps[chosen] = 0
-        load(chosen, task[chosen] // episodes)
+        next_task += k
 
     obs = venv.reset(seed=seed)
     assign(np.arange(n_slots))
-    skip = venv.frame_skip
-    while done_tasks < total:
-        active = task >= 0
-        if ledger.cap is not None and ledger.frames + int(active.sum()) * skip > ledger.cap:
+    x = None
+    while True:
+        active = slot_task >= 0
+        n_active = int(active.sum())
+        if n_active == 0:
+            return returns, lengths, True
+        if ledger.cap is not None and ledger.frames + n_active * skip > ledger.cap:
             return returns, lengths, False
-        actions = weights.act(obs)
+        lane = np.where(active, slot_task % lanes, 0)
+        row = np.where(active, slot_row, 0)
+        if x is None or x.shape[0] != hi:
+            x = np.zeros((hi, lanes, *obs.shape[1:]), dtype=np.float32)
+        x[row[active], lane[active]] = obs[active]
+        out = weights.outputs(x, hi)[torch.from_numpy(row), torch.from_numpy(lane)]
+        actions = weights.net.to_actions(out)
         obs, reward, terminated, truncated, _, charged = venv.step(actions, active)
         ret[charged] += reward[charged]
         steps[charged] += 1
         finished = np.flatnonzero(charged & (terminated | truncated))
         if len(finished):
-            t = task[finished]
-            returns[t // episodes, t % episodes] = ret[finished]
-            lengths[t // episodes, t % episodes] = steps[finished]
-            done_tasks += len(finished)
+            t = slot_task[finished]
+            returns[t // lanes, t % lanes] = ret[finished]
+            lengths[t // lanes, t % lanes] = steps[finished]
+            rows = slot_row[finished]
+            np.subtract.at(row_left, rows, 1)
+            freed = rows[row_left[rows] == 0]
+            row_free[freed] = True
+            if len(freed):
+                used = np.flatnonzero(~row_free)
+                hi = int(used[-1]) + 1 if len(used) else 0
             assign(finished)
-    return returns, lengths, True
+
+
+@dataclass
+class ShardResult:
+    """One shard's evaluation (all that a remote worker sends back); fields as in :class:`PopulationResult`.
+
+    `frames` and `agent_steps` were counted by the shard's own :class:`~neuroevo_bench.envs.CountedVecEnv`
+    on a per-shard ledger; :func:`merge_shards` adds them to the training ledger.
+    """
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    frames: int
+    agent_steps: int
+    complete: bool
+
+
+def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """`[lo, hi)` of each of `shards` contiguous parts of a population of `n` (larger parts first).
+
+    Contiguous, in population order, so that which individual lands in which shard depends only on (n,
+    shards): the local and the Ray evaluator cut a population identically. Parts may be empty when n <
+    shards (e.g. the elite candidates).
+    """
+    q, r = divmod(int(n), int(shards))
+    bounds, lo = [], 0
+    for i in range(int(shards)):
+        hi = lo + q + (1 if i < r else 0)
+        bounds.append((lo, hi))
+        lo = hi
+    return bounds
+
+
+def shard_caps(remaining: int | None, shards: int) -> list[int | None]:
+    """Each shard's frame cap: its share of the ledger's remaining budget, the remainder to the first shards.
+
+    The shares sum to the remaining budget, so shards run independently (one after another here, at once on
+    Ray workers) can never together take the ledger past its cap, and where each shard stops depends on
+    that shard alone: a generation that the budget cuts short is cut identically on both paths.
+    """
+    if remaining is None:
+        return [None] * int(shards)
+    q, r = divmod(max(int(remaining), 0), int(shards))
+    return [q + (1 if i < r else 0) for i in range(int(shards))]
+
+
+def shard_seed(seed: int, shard: int) -> int:
+    """Env reset seed of shard `shard`: the evaluation's seed for shard 0 (so 1 shard is the unsharded
+    evaluation), then the next integers, kept below 2**31 so training episodes never reuse test seeds."""
+    return (int(seed) + int(shard)) % EVAL_SEED_MIN
+
+
+def empty_shard(episodes: int) -> ShardResult:
+    """The result of a shard with no individuals (nothing is stepped)."""
+    return ShardResult(np.full((0, episodes), np.nan), np.zeros((0, episodes), dtype=np.int64), 0, 0, True)
+
+
+def merge_shards(parts: Sequence[ShardResult], ledger: Ledger) -> PopulationResult:
+    """Concatenate shard results in population order and charge their frames to `ledger`.
+
+    The frames were counted by each shard's CountedVecEnv on its own ledger (in this process or on a Ray
+    worker); this is the one place where such counts are added to the training ledger.
+    """
+    frames = sum(p.frames for p in parts)
+    agent_steps = sum(p.agent_steps for p in parts)
+    ledger.frames += frames
+    ledger.agent_steps += agent_steps
+    return PopulationResult(
+        returns=np.concatenate([p.returns for p in parts]),
+        lengths=np.concatenate([p.lengths for p in parts]),
+        frames=frames,
+        agent_steps=agent_steps,
+        complete=all(p.complete for p in parts),
+    )
 
 
 class LocalEvaluator:
-    """Evaluates a population in this process on one vector env of `slots` sub-envs."""
+    """Evaluates a population in this process on one vector env of `slots` sub-envs.
+
+    With `shards` > 1 the population is evaluated as that many contiguous shards, one after another, each
+    reset with its own seed and capped at its share of the remaining budget (see :func:`shard_caps`):
+    exactly what :class:`~neuroevo_bench.ray_evaluator.RayEvaluator` does with the shards on remote
+    workers, so both give bit-identical results for the same config. With 1 shard it is the plain
+    evaluation of the whole population on one env.
+    """
 
     def __init__(
         self,
@@ -124,30 +240,49 @@ class LocalEvaluator:
         slots: int,
         max_episode_frames: int | None = None,
         env_threads: int = 0,
+        shards: int = 1,
     ) -> None:
+        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+            raise ValueError(f"shards={shards!r} is invalid: it must be a positive integer")
         self.net, self.store = net, store
+        self.shards = shards
         self.slots = int(slots)
         self.env = make_vector_env(
             env_cfg, self.slots, max_episode_frames=max_episode_frames, num_threads=env_threads
         )
         self.frame_skip = int(env_cfg.frame_skip)
-        self.weights = SlotWeights(net, self.slots)
+        self.weights = RowWeights(net, self.slots + 1)
 
     def evaluate(
         self, genomes: Sequence[Genome], episodes: int, seed: int, ledger: Ledger
     ) -> PopulationResult:
         plan = self.store.plan(genomes)
-        venv = CountedVecEnv(self.env, self.frame_skip, ledger)
-        frames0, steps0 = ledger.frames, ledger.agent_steps
+        caps = shard_caps(ledger.remaining(), self.shards)
+        parts = [
+            self._run(plan, lo, hi, episodes, shard_seed(seed, i), caps[i])
+            for i, (lo, hi) in enumerate(shard_bounds(len(genomes), self.shards))
+        ]
+        return merge_shards(parts, ledger)
 
-        def load(slots: np.ndarray, individuals: np.ndarray) -> None:
-            self.weights.load(slots, self.store.build(plan, individuals))
+    def evaluate_shard(
+        self, genomes: Sequence[Genome], episodes: int, seed: int, cap: int | None
+    ) -> ShardResult:
+        """One shard on its own, with its reset seed and frame cap given (what a Ray worker runs)."""
+        return self._run(self.store.plan(genomes), 0, len(genomes), episodes, seed, cap)
+
+    def _run(self, plan: Plan, lo: int, hi: int, episodes: int, seed: int, cap: int | None) -> ShardResult:
+        """Individuals [lo, hi) of `plan`, counted on a fresh ledger capped at `cap`."""
+        if hi <= lo:
+            return empty_shard(episodes)
+        shard_ledger = Ledger(cap=cap)
+        venv = CountedVecEnv(self.env, self.frame_skip, shard_ledger)
+
+        def load(rows: np.ndarray, individuals: np.ndarray) -> None:
+            self.weights.load(rows, self.store.build(plan, individuals + lo))
 
         with torch.no_grad():
-            returns, lengths, complete = run_slots(venv, self.weights, load, len(genomes), episodes, seed)
-        return PopulationResult(
-            returns, lengths, ledger.frames - frames0, ledger.agent_steps - steps0, complete
-        )
+            returns, lengths, complete = run_slots(venv, self.weights, load, hi - lo, episodes, seed)
+        return ShardResult(returns, lengths, shard_ledger.frames, shard_ledger.agent_steps, complete)
 
     def close(self) -> None:
         self.env.close()

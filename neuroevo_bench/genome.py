@@ -112,6 +112,8 @@ class ParamStore:
                 new_rows[j] = self.rows[self._index[key]]
             elif key == ():
                 new_rows[j] = 0.0
+            elif len(key) == 1:
+                new_rows[j] = self.rebuild(key)  # a fresh initialisation: one multiply, not a chain walk
             elif len(key) > 1 and key[:-1] in self._index:
                 new_rows[j] = self.rows[self._index[key[:-1]]] + self.mult[1] * self.noise.windows[key[-1]]
             else:

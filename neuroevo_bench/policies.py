@@ -44,6 +44,14 @@ class Network:
     def n_params(self) -> int:
         return sum(i * o + o for i, o in self.layer_shapes)
 
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return () if self.discrete else (self.sizes[-1],)
+
+    @property
+    def action_dtype(self) -> type:
+        return np.int64 if self.discrete else np.float32
+
     def describe(self) -> str:
         head = "argmax" if self.discrete else "tanh-scaled"
         return f"MLP {'-'.join(map(str, self.sizes))} {self.activation}, {head} actions"
@@ -74,16 +82,20 @@ class Network:
         high = torch.tensor(self.high, dtype=out.dtype)
         return (low + (torch.tanh(out) + 1) * 0.5 * (high - low)).numpy()
 
-    def forward_slots(self, layers: list[torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
-        """Outputs of S different networks on S observations: layers from :meth:`split`, obs (S, in) -> (S, out)."""
+    def forward_rows(self, layers: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Outputs of R different networks, each on its own E observations.
+
+        layers: from :meth:`split` (first dim R); x: (R, E, in) -> (R, E, out). The E lanes of a row share
+        the row's weights, so one `baddbmm` per layer serves R x E env steps.
+        """
         act = ACTIVATIONS[self.activation]
-        h = obs.unsqueeze(1)
+        h = x
         n_layers = len(layers) // 2
         for k in range(n_layers):
             h = torch.baddbmm(layers[2 * k + 1], h, layers[2 * k])
             if k < n_layers - 1:
                 h = act(h)
-        return h.squeeze(1)
+        return h
 
     def forward_one(self, flat: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Outputs of one network (flat (P,)) on a batch of observations (B, in) -> (B, out)."""
@@ -109,7 +121,9 @@ def make_network(net_cfg: Any, observation_space: gym.Space, action_space: gym.S
         discrete, n_out, low, high = True, int(action_space.n), (), ()
     elif isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1:
         if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-            raise PolicyError(f"action space {action_space} must have finite bounds for the tanh-scaled policy")
+            raise PolicyError(
+                f"action space {action_space} must have finite bounds for the tanh-scaled policy"
+            )
         discrete, n_out = False, int(action_space.shape[0])
         low, high = tuple(map(float, action_space.low)), tuple(map(float, action_space.high))
     else:
@@ -120,23 +134,25 @@ def make_network(net_cfg: Any, observation_space: gym.Space, action_space: gym.S
     return Network(sizes=sizes, activation=str(net_cfg.activation), discrete=discrete, low=low, high=high)
 
 
-class SlotWeights:
-    """One network per evaluation slot, in contiguous per-layer buffers (no gather in the per-step forward)."""
+class RowWeights:
+    """One network per row, in contiguous per-layer buffers (the per-step forward never gathers weights)."""
 
-    def __init__(self, net: Network, slots: int) -> None:
+    def __init__(self, net: Network, rows: int) -> None:
         self.net = net
-        self.layers = net.split(torch.zeros(slots, net.n_params))
+        self.rows = int(rows)
+        self.layers = net.split(torch.zeros(self.rows, net.n_params))
 
-    def load(self, slots: np.ndarray, flat: torch.Tensor) -> None:
-        """Copy the flat parameters (k, P) into slots (k,)."""
-        idx = torch.as_tensor(slots)
+    def load(self, rows: np.ndarray, flat: torch.Tensor) -> None:
+        """Copy the flat parameters (k, P) into rows (k,)."""
+        idx = torch.as_tensor(rows)
         for buf, part in zip(self.layers, self.net.split(flat), strict=True):
             buf[idx] = part
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(obs, dtype=torch.float32)
-        return self.net.to_actions(self.net.forward_slots(self.layers, x))
+    def outputs(self, x: np.ndarray, hi: int) -> torch.Tensor:
+        """Network outputs of rows [0, hi) on x (hi, E, *obs_shape) -> (hi, E, n_out)."""
+        layers = [buf[:hi] for buf in self.layers]
+        return self.net.forward_rows(layers, torch.as_tensor(x, dtype=torch.float32))
 
 
 def flat_policy(net: Network, flat: torch.Tensor):

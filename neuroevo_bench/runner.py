@@ -34,7 +34,14 @@ from neuroevo_bench.evaluation import TestEvaluator, TestResult
 
 # Keys that may differ between a run and its resumption without making the two incomparable.
 RESUME_IGNORED_KEYS = ("resume", "overwrite", "progress_every_s", "checkpoint_every_s")
-OWNED_FILES = (records.RUN_JSON, records.CURVE_CSV, records.CHECKPOINT, "champion.json", "model.zip", "error.txt")
+OWNED_FILES = (
+    records.RUN_JSON,
+    records.CURVE_CSV,
+    records.CHECKPOINT,
+    "champion.json",
+    "model.zip",
+    "error.txt",
+)
 
 
 class Progress:
@@ -51,7 +58,10 @@ class Progress:
         if not force and now - self.t_last < self.every_s:
             return
         self.t_last = now
-        parts = [f"[{self.label}]", f"frames {_si(frames)}/{_si(self.budget)} ({100 * frames / self.budget:.0f}%)"]
+        parts = [
+            f"[{self.label}]",
+            f"frames {_si(frames)}/{_si(self.budget)} ({100 * frames / self.budget:.0f}%)",
+        ]
         for k, v in fields.items():
             if k == "fps":
                 parts.append(f"{_si(v)} fps")
@@ -138,9 +148,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run one (algo, env, seed) to its frame budget and write its records into `run_dir`."""
     validate(cfg)
     ensure_registered(cfg.env.id)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = prepare_run_dir(cfg, run_dir)
     torch.set_num_threads(int(cfg.resources.threads))
 
     budget = int(cfg.budget.frames)
@@ -188,11 +195,19 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     curve: list[dict[str, Any]] = []
     train_wall = eval_wall = 0.0
     next_eval = 0
-    algo: Algorithm | None = None
+    # Build the algorithm before touching the run directory: a network that cannot handle the env's spaces
+    # (or any other bad input found while building) fails here, with nothing written.
+    algo: Algorithm = instantiate(cfg.algo, _partial_=True)(ctx=ctx)
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = prepare_run_dir(cfg, run_dir)
+    except BaseException:
+        algo.close()
+        raise
+    info["network"] = algo.network
     tester: TestEvaluator | None = None
     try:
-        algo = instantiate(cfg.algo, _partial_=True)(ctx=ctx)
-        info["network"] = algo.network
         tester = TestEvaluator(cfg.env, int(cfg.eval.episodes), int(cfg.eval.seed), eval_ledger)
         if ckpt is not None:
             algo.load_state_dict(ckpt["algo"])
@@ -218,13 +233,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 final_score=curve[-1]["score_mean"] if curve else None,
                 final_score_std=curve[-1]["score_std"] if curve else None,
                 finished_at=records.now_iso() if status != "running" else None,
-                generation_stats=algo.curve_stats() if algo is not None else None,
+                generation_stats=algo.curve_stats(),
             )
             records.write_curve(run_dir / records.CURVE_CSV, curve)
             records.write_json(run_dir / records.RUN_JSON, info)
 
         def checkpoint() -> None:
-            assert algo is not None
             records.save_pickle(
                 run_dir / records.CHECKPOINT,
                 {
@@ -243,7 +257,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
         def evaluate() -> None:
             nonlocal eval_wall
-            assert algo is not None and tester is not None
+            assert tester is not None
             result: TestResult = tester(algo.policy())
             eval_wall += result.wall_s
             r = result.returns
@@ -307,8 +321,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     finally:
         if tester is not None:
             tester.close()
-        if algo is not None:
-            algo.close()
+        algo.close()
 
 
 def print_summary(info: dict[str, Any], run_dir: Path) -> None:

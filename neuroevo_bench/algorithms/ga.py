@@ -35,14 +35,20 @@ def build_network(env_cfg: Any, net_cfg: Any) -> Network:
     return make_network(net_cfg, info.observation_space, info.action_space)
 
 
-def make_evaluator(ctx: RunContext, net: Network, store: ParamStore, slots: int, max_frames: int | None):
-    """The population evaluator named by the `evaluator` config group (local by default)."""
+def make_evaluator(
+    ctx: RunContext, net: Network, store: ParamStore, slots: int, max_frames: int | None, shards: int = 1
+):
+    """The population evaluator named by the `evaluator` config group (local by default).
+
+    Both evaluate the population as `shards` contiguous shards in the same way, so for one config they give
+    identical results (see :mod:`neuroevo_bench.ray_evaluator`).
+    """
     kind = (ctx.evaluator_cfg or {}).get("kind", "local")
     if kind == "ray":
         from neuroevo_bench.ray_evaluator import RayEvaluator
 
-        return RayEvaluator(ctx.evaluator_cfg, ctx.env_cfg, net, store, slots, max_frames)
-    return LocalEvaluator(ctx.env_cfg, net, store, slots, max_frames, ctx.resources.env_threads)
+        return RayEvaluator(ctx.evaluator_cfg, ctx.env_cfg, net, store, slots, max_frames, shards)
+    return LocalEvaluator(ctx.env_cfg, net, store, slots, max_frames, ctx.resources.env_threads, shards)
 
 
 class GeneticAlgorithm:
@@ -58,6 +64,7 @@ class GeneticAlgorithm:
         elite_episodes: int = 5,
         fitness_max_frames: int | None = None,
         slots: int = 256,
+        shards: int = 1,
         noise_table_size: int = 2**22,
         noise_seed: int | None = None,
         network: Any = None,
@@ -76,8 +83,9 @@ class GeneticAlgorithm:
         self.noise_seed = int(ctx.seed if noise_seed is None else noise_seed)
         self.noise = NoiseTable(self.noise_seed, int(noise_table_size), self.net.n_params)
         self.store = ParamStore(self.noise, self.net.init_scale(), self.sigma)
+        slots = min(int(slots), self.n * self.episodes)
         self.evaluator: PopulationEvaluator = make_evaluator(
-            ctx, self.net, self.store, min(int(slots), self.n * self.episodes), fitness_max_frames
+            ctx, self.net, self.store, slots, fitness_max_frames, int(shards)
         )
         self.rng = np.random.default_rng(np.random.SeedSequence([int(ctx.seed), 0x6A]))
         self.generation = 0
@@ -219,7 +227,11 @@ def load_champion(run_dir: Path) -> tuple[Network, torch.Tensor]:
     c = read_json(Path(run_dir) / CHAMPION_JSON)
     n = c["network"]
     net = Network(tuple(n["sizes"]), n["activation"], n["discrete"], tuple(n["low"]), tuple(n["high"]))
-    store = ParamStore(NoiseTable(c["noise_seed"], c["noise_table_size"], net.n_params), net.init_scale(), c["mutation_power"])
+    store = ParamStore(
+        NoiseTable(c["noise_seed"], c["noise_table_size"], net.n_params),
+        net.init_scale(),
+        c["mutation_power"],
+    )
     return net, store.rebuild(tuple(c["genome"]))
 
 

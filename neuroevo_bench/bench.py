@@ -1,0 +1,268 @@
+"""Speed benchmark: `python -m neuroevo_bench.bench [--quick] [--only NAME ...] [--json PATH]`.
+
+Each section measures the project side by side with a reference, in one process, on the same work, and
+prints the ratio: on a shared machine only ratios measured together mean anything. Sections:
+
+- ga_vs_naive: a GA generation (CartPole-v1, N=500, 3 episodes, 4-64-64-2 MLP) against a reference written
+  the way Chopra's notebook does it: one agent at a time, one env step at a time, a Python loop over the
+  parameter tensors for mutation and a deepcopy per child. Goal >= 200x env frames/s.
+- eval_vs_ideal: the slot evaluator against ideal loops on the same vector env with no bookkeeping: (a) the
+  same slots, every slot always busy; (b) N x E envs where each individual's E episodes share one network.
+  Goal >= 60 % of (a).
+- sb3_overhead, atari, ray: the sections of the SB3, Atari and Ray modules (skipped when unavailable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from neuroevo_bench.envs import Ledger, make_vector_env
+from neuroevo_bench.evaluation import LocalEvaluator
+from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
+from neuroevo_bench.policies import make_network
+from neuroevo_bench.records import atomic_write_text, git_commit, machine_info, now_iso
+
+CARTPOLE = OmegaConf.create(
+    {
+        "name": "CartPole",
+        "id": "CartPole-v1",
+        "kind": "gym",
+        "vectorization": "auto",
+        "frame_skip": 1,
+        "kwargs": {},
+    }
+)
+MLP = OmegaConf.create({"hidden": [64, 64], "activation": "relu"})
+
+
+def cartpole_setup(seed: int = 0):
+    net = make_network(MLP, gym.spaces.Box(-np.inf, np.inf, (4,), np.float32), gym.spaces.Discrete(2))
+    store = ParamStore(NoiseTable(seed, 2**22, net.n_params), net.init_scale(), 0.02)
+    return net, store
+
+
+def evolved_population(store: ParamStore, n: int, generations: int, slots: int = 256) -> list[Genome]:
+    """A population after a few GA generations: a realistic mix of short and full-length episodes."""
+    rng = np.random.default_rng(0)
+    pop: list[Genome] = [(int(o),) for o in store.noise.sample_offsets(rng, n)]
+    net, _ = cartpole_setup()
+    ev = LocalEvaluator(CARTPOLE, net, store, slots)
+    for g in range(generations):
+        fit = ev.evaluate(pop, 3, g, Ledger()).fitness
+        order = np.argsort(-fit, kind="stable")
+        parents = [pop[i] for i in order[:20]]
+        offs = store.noise.sample_offsets(rng, len(pop) - 1)
+        pop = [pop[order[0]]] + [(*parents[rng.integers(20)], int(o)) for o in offs]
+    ev.close()
+    return pop
+
+
+# --- ga_vs_naive ---------------------------------------------------------------------------------------------
+class NaiveAgent(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Sequential(
+            torch.nn.Linear(4, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, 2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def naive_generation(n_agents: int, episodes: int, seed: int) -> tuple[int, float]:
+    """The notebook's style: deepcopy + per-tensor mutation loop, then one agent, one env step at a time."""
+    torch.manual_seed(seed)
+    env = gym.make("CartPole-v1")
+    parent = NaiveAgent()
+    frames = 0
+    t0 = time.perf_counter()
+    for i in range(n_agents):
+        child = copy.deepcopy(parent)
+        for param in child.parameters():
+            param.data += 0.02 * torch.randn_like(param)
+        for e in range(episodes):
+            obs, _ = env.reset(seed=seed + i * episodes + e)
+            done = False
+            while not done:
+                with torch.no_grad():
+                    action = int(child(torch.tensor(obs, dtype=torch.float32)).argmax())
+                obs, _, terminated, truncated, _ = env.step(action)
+                frames += 1
+                done = terminated or truncated
+    return frames, time.perf_counter() - t0
+
+
+def project_generation(store: ParamStore, pop: list[Genome], slots: int) -> tuple[int, float]:
+    """One full GA generation step of the project: population evaluation + mutation of the next population."""
+    net, _ = cartpole_setup()
+    ev = LocalEvaluator(CARTPOLE, net, store, slots)
+    rng = np.random.default_rng(1)
+    ledger = Ledger()
+    t0 = time.perf_counter()
+    fit = ev.evaluate(pop, 3, 123, ledger).fitness
+    order = np.argsort(-fit, kind="stable")
+    parents = [pop[i] for i in order[:20]]
+    offs = store.noise.sample_offsets(rng, len(pop) - 1)
+    _ = [pop[order[0]]] + [(*parents[rng.integers(20)], int(o)) for o in offs]
+    dt = time.perf_counter() - t0
+    ev.close()
+    return ledger.frames, dt
+
+
+def bench_ga_vs_naive(quick: bool) -> dict[str, Any]:
+    _, store = cartpole_setup()
+    pop = evolved_population(store, 500, 3)
+    naive_frames, naive_s = naive_generation(20 if quick else 60, 3, 0)
+    proj_frames, proj_s = project_generation(store, pop, 256)
+    naive_fps, proj_fps = naive_frames / naive_s, proj_frames / proj_s
+    return {
+        "name": "ga_vs_naive",
+        "project_fps": proj_fps,
+        "reference_fps": naive_fps,
+        "ratio": proj_fps / naive_fps,
+        "goal": 200.0,
+        "detail": f"project gen: {proj_frames} frames in {proj_s:.2f}s; naive: {naive_frames} frames in {naive_s:.2f}s",
+    }
+
+
+# --- eval_vs_ideal -------------------------------------------------------------------------------------------
+def ideal_slots(store: ParamStore, pop: list[Genome], slots: int, steps: int) -> float:
+    """Every slot always busy (auto-reset keeps episodes coming), one batched forward per step, no bookkeeping."""
+    net, _ = cartpole_setup()
+    env = make_vector_env(CARTPOLE, slots)
+    layers = net.split(store.build(store.plan(pop[:slots]), np.arange(slots)))
+    obs, _ = env.reset(seed=0)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(steps):
+            out = net.forward_rows(layers, torch.as_tensor(obs).unsqueeze(1))
+            obs, *_ = env.step(out.argmax(-1).view(-1).numpy())
+    dt = time.perf_counter() - t0
+    env.close()
+    return slots * steps / dt
+
+
+def ideal_shared(store: ParamStore, pop: list[Genome], episodes: int, steps: int) -> float:
+    """N x E envs, the E episodes of an individual sharing its weights in one (N, E) bmm."""
+    net, _ = cartpole_setup()
+    n = len(pop)
+    env = make_vector_env(CARTPOLE, n * episodes)
+    plan = store.plan(pop)
+    layers = net.split(store.build(plan, np.arange(n)))
+    obs, _ = env.reset(seed=0)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for _ in range(steps):
+            h = torch.as_tensor(obs).view(n, episodes, -1)
+            for k in range(len(layers) // 2):
+                h = torch.baddbmm(layers[2 * k + 1], h, layers[2 * k])
+                if k < len(layers) // 2 - 1:
+                    h = torch.relu(h)
+            obs, *_ = env.step(h.argmax(-1).view(-1).numpy())
+    dt = time.perf_counter() - t0
+    env.close()
+    return n * episodes * steps / dt
+
+
+def bench_eval_vs_ideal(quick: bool) -> dict[str, Any]:
+    net, store = cartpole_setup()
+    pop = evolved_population(store, 500, 3)
+    reps = 1 if quick else 3
+    proj, ideal, shared = [], [], []
+    for _ in range(reps):  # interleaved, so load changes hit all three alike
+        ev = LocalEvaluator(CARTPOLE, net, store, 256)
+        ledger = Ledger()
+        t0 = time.perf_counter()
+        ev.evaluate(pop, 3, 7, ledger)
+        proj.append(ledger.frames / (time.perf_counter() - t0))
+        ev.close()
+        ideal.append(ideal_slots(store, pop, 256, 1000))
+        shared.append(ideal_shared(store, pop, 3, 300))
+    p, i, s = max(proj), max(ideal), max(shared)
+    return {
+        "name": "eval_vs_ideal",
+        "project_fps": p,
+        "reference_fps": i,
+        "ratio": p / i,
+        "goal": 0.60,
+        "detail": f"ideal with shared weights (N x E envs): {s / 1e6:.2f}M fps; project / shared = {p / s:.2f}",
+    }
+
+
+SECTIONS: dict[str, Callable[[bool], dict[str, Any] | list[dict[str, Any]]]] = {
+    "ga_vs_naive": bench_ga_vs_naive,
+    "eval_vs_ideal": bench_eval_vs_ideal,
+}
+OPTIONAL_SECTIONS = {
+    "sb3_overhead": "neuroevo_bench.algorithms.sb3:benchmark",
+    "atari": "neuroevo_bench.bench_atari:benchmark",
+    "ray": "neuroevo_bench.ray_evaluator:benchmark",
+}
+
+
+def _optional(path: str) -> Callable[[bool], Any] | None:
+    import importlib
+
+    module, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m neuroevo_bench.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller measurements (a smoke test, noisier)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help=f"sections to run (default all): {', '.join([*SECTIONS, *OPTIONAL_SECTIONS])}",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results as JSON (for regression tracking)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1, as resources.threads)"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = args.only or [*SECTIONS, *OPTIONAL_SECTIONS]
+    unknown = sorted(set(names) - set(SECTIONS) - set(OPTIONAL_SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; valid: {', '.join([*SECTIONS, *OPTIONAL_SECTIONS])}")
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        fn = SECTIONS.get(name) or _optional(OPTIONAL_SECTIONS[name])
+        if fn is None:
+            print(f"{name}: skipped (module not available)")
+            continue
+        print(f"{name}: running ...", flush=True)
+        out = fn(args.quick)
+        for row in out if isinstance(out, list) else [out]:
+            rows.append(row)
+            ok = "ok" if row.get("goal") is None or row["ratio"] >= row["goal"] else "BELOW GOAL"
+            goal = f" (goal >= {row['goal']:g}: {ok})" if row.get("goal") is not None else ""
+            print(f"  {row['name']}: ratio {row['ratio']:.3g}{goal}  | {row.get('detail', '')}", flush=True)
+    if args.json:
+        meta = {"date": now_iso(), "git_commit": git_commit(), "machine": machine_info(args.threads)}
+        atomic_write_text(args.json, json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

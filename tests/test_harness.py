@@ -1,0 +1,147 @@
+"""The harness protocol on a toy env of known episode length, and GA/RS end to end on CartPole."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from neuroevo_bench.genome import NoiseTable, ParamStore
+from neuroevo_bench.runner import replay_score, run
+from tests.conftest import ROOT, TINY_GA, TOY, TOY_LENGTH
+
+
+def read_curve(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "curve.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize(
+    ("algo", "eval_frames", "generations"),
+    [
+        ("ga", [0, 240, 480, 720, 960, 1000], [0, 2, 4, 6, 8, 8]),
+        ("random", [0, 260, 540, 820, 960, 1000], [0, 2, 4, 6, 7, 7]),
+    ],
+)
+def test_exact_frame_accounting_on_toy_env(make_cfg, tmp_path, algo, eval_frames, generations):
+    """Every episode is 10 frames. A generation: N=4 x 2 episodes = 80 frames, plus validation x 2 episodes
+    of the top 2 and the elite / best so far (GA: the elite is individual 0, already among the top 2 on
+    this flat fitness, so 2 x 2 x 10 = 40; random search: the best so far comes on top from the second
+    generation, 3 x 2 x 10 = 60). GA: 120 a generation, 8 = 960; random: 120 + 6 x 140 = 960. The next
+    generation is cut short at 1000 exactly: 8 slots of 1 frame per step fit 5 more steps, a 6th would
+    exceed the cap. Next-step auto-resets and idle slots are not charged, or the counts would be higher."""
+    cfg = make_cfg(f"algo={algo}", *TOY, *TINY_GA, "budget.frames=1000", "eval.every_frames=240")
+    info = run(cfg, tmp_path)
+    assert info["status"] == "ok"
+    assert info["train_frames"] == 1000
+    assert info["agent_steps"] == 1000
+    curve = read_curve(tmp_path)
+    frames = [int(r["frames"]) for r in curve]
+    assert frames == eval_frames  # eval at 0, at each generation boundary past every 240 frames, at the end
+    assert [int(r["generation"]) for r in curve] == generations
+    assert curve[-1]["generation_complete"] == "False"
+    # test evaluation: 3 episodes x 10 frames per eval point, charged separately
+    assert info["eval_frames"] == len(curve) * 3 * TOY_LENGTH
+    assert [int(r["eval_frames"]) for r in curve] == [30 * (i + 1) for i in range(len(curve))]
+    assert float(curve[-1]["score_mean"]) == TOY_LENGTH
+    saved = json.loads((tmp_path / "run.json").read_text())
+    assert saved["train_frames"] <= saved["budget_frames"] == 1000
+
+
+@pytest.mark.parametrize("budget", [119, 120, 121, 537])
+def test_budget_never_exceeded(make_cfg, tmp_path, budget):
+    cfg = make_cfg("algo=ga", *TOY, *TINY_GA, f"budget.frames={budget}", f"eval.every_frames={budget}")
+    info = run(cfg, tmp_path)
+    assert info["train_frames"] <= budget
+    assert budget - info["train_frames"] < 8  # stops less than one vector step (8 slots) short
+
+
+def test_determinism_and_seed_dependence(make_cfg, tmp_path):
+    common = (
+        "algo=ga",
+        "algo.population=40",
+        "algo.slots=32",
+        "budget.frames=40000",
+        "eval.every_frames=10000",
+    )
+    a = run(make_cfg(*common, "seed=3"), tmp_path / "a")
+    b = run(make_cfg(*common, "seed=3"), tmp_path / "b")
+    c = run(make_cfg(*common, "seed=4"), tmp_path / "c")
+    cols = ["frames", "score_mean", "score_std", "fitness_max", "fitness_mean", "elite_score", "generation"]
+
+    def key(d):
+        return [[r[k] for k in cols] for r in read_curve(d)]
+
+    assert key(tmp_path / "a") == key(tmp_path / "b")
+    champ = [json.loads((tmp_path / d / "champion.json").read_text())["genome"] for d in "abc"]
+    assert champ[0] == champ[1] != champ[2]
+    assert key(tmp_path / "a") != key(tmp_path / "c")
+    assert a["train_frames"] == b["train_frames"]
+    del c
+
+
+def test_genome_round_trip_is_bit_identical():
+    """Parameters built through the parent cache during evaluation equal a rebuild from the seed chain."""
+    noise = NoiseTable(seed=7, size=1 << 16, n_params=300)
+    store = ParamStore(noise, torch.rand(300), sigma=0.05)
+    rng = np.random.default_rng(0)
+    pop = [(int(o),) for o in noise.sample_offsets(rng, 6)]
+    for _ in range(5):
+        plan = store.plan(pop)
+        built = store.build(plan, np.arange(len(pop)))
+        for i, g in enumerate(pop):
+            assert torch.equal(built[i], store.rebuild(g))
+        parents = pop[:3]
+        pop = [pop[0]] + [(*parents[rng.integers(3)], int(o)) for o in noise.sample_offsets(rng, 5)]
+    assert store.slow_rebuilds == 0  # every parent came from the cache
+
+
+def test_champion_reloads_and_scores_the_same(make_cfg, tmp_path):
+    cfg = make_cfg("algo=ga", "algo.population=50", "budget.frames=60000", "eval.every_frames=30000")
+    info = run(cfg, tmp_path)
+    assert replay_score(tmp_path).mean() == pytest.approx(info["final_score"])
+
+
+@pytest.mark.slow
+def test_ga_solves_cartpole_and_random_search_is_recorded(make_cfg, tmp_path):
+    """README: the GA reaches a test mean >= 475 on CartPole-v1 within the default 500k-frame budget."""
+    ga = run(make_cfg("algo=ga", "seed=0"), tmp_path / "ga")
+    assert ga["final_score"] >= 475, ga["final_score"]
+    rs = run(make_cfg("algo=random", "seed=0"), tmp_path / "random")
+    assert rs["status"] == "ok" and rs["train_frames"] <= rs["budget_frames"]
+    print(f"\nGA final {ga['final_score']:.1f}; random search final {rs['final_score']:.1f} (500k frames)")
+
+
+BAD_INPUTS = [
+    (["algo=nope"], "Could not find 'algo/nope'"),
+    (["env=Nope"], "Could not find 'env/Nope'"),
+    (["env=gym", "env.id=NoSuchEnv-v0"], "env.id='NoSuchEnv-v0' is not a registered"),
+    (["budget.frames=0"], "budget.frames=0 is invalid"),
+    (["budget.frames=-5"], "budget.frames=-5 is invalid"),
+    (["budget.frames=abc"], "budget.frames"),
+    (["algo.truncation=600"], "algo.truncation=600 is larger than algo.population=500"),
+    (["algo.mutation_power=0"], "algo.mutation_power=0.0 is invalid"),
+    (["algo.mutation_power=-0.1"], "algo.mutation_power=-0.1 is invalid"),
+    (["eval.every_frames=600000"], "eval.every_frames=600000 is larger than budget.frames=500000"),
+    (["env=gym", "env.id=FrozenLake-v1"], "observation space Discrete(16) is not supported"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
+def test_bad_input_fails_early_with_a_clear_message(tmp_path, overrides, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "neuroevo_bench", *overrides, f"hydra.run.dir={tmp_path}/run"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout, proc.stderr[-2000:]
+    assert not (tmp_path / "run" / "run.json").exists()  # no work started, nothing written
