@@ -1,0 +1,63 @@
+"""Display names, ordering and number formats shared by tables and figures.
+
+One place decides how an algorithm is named, where it sorts and how a number is printed, so a table row and a
+figure legend never disagree, and GA is listed first (and drawn in the same colour) in every report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+__all__ = [
+    "ALGO_LABELS",
+    "ALGO_ORDER",
+    "algo_label",
+    "format_count",
+    "format_score",
+    "format_seconds",
+    "order_algos",
+]
+
+# Known algorithms first, in this order (the subject of the study first, then its baselines); others by name.
+ALGO_ORDER = ("ga", "random", "a2c", "ppo")
+ALGO_LABELS = {"ga": "GA", "random": "Random search", "a2c": "A2C", "ppo": "PPO"}
+
+
+def order_algos(algos: Iterable[str]) -> list[str]:
+    """Unique algorithm names in report order: :data:`ALGO_ORDER`, then any others alphabetically."""
+    algos = set(algos)
+    known = [a for a in ALGO_ORDER if a in algos]
+    return known + sorted(algos - set(ALGO_ORDER))
+
+
+def algo_label(algo: str) -> str:
+    """Name for tables and legends (``ga`` -> ``GA``); unknown names are shown as they are."""
+    return ALGO_LABELS.get(algo, algo)
+
+
+def format_score(value: float) -> str:
+    """Returns with one decimal (two below 10 in magnitude); ``nan`` -> ``n/a``."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    if abs(value) >= 10_000:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def format_count(value: float) -> str:
+    """Frame counts and rates in k / M / G with three significant digits (``1234567`` -> ``1.23M``)."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    value = float(f"{value:.3g}")  # round first so 999,999 prints as 1M, not 1e+03k
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def format_seconds(value: float) -> str:
+    """Wall-clock seconds: no decimals from 100 s up, one below (``n/a`` for nan)."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"

@@ -1,0 +1,531 @@
+"""Tidy result tables computed from the loaded runs, and their Markdown / LaTeX renderings.
+
+Every number in the report (table cell or plotted point) comes from a function here, so the figures and the
+CSVs next to them always agree. Each table is a plain DataFrame with numeric columns; ``format_*`` turns one
+into strings for display. Randomness: every bootstrap draws from ``rng_for(seed, <table>, <group>...)``, so
+one group's CI does not depend on which other groups are in the tree.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .labels import algo_label, format_count, format_score, format_seconds, order_algos
+from .load import runs_table
+
+__all__ = [
+    "AGGREGATE_METRICS",
+    "aggregate_table",
+    "curve_table",
+    "format_aggregate",
+    "format_improvement",
+    "format_summary",
+    "improvement_table",
+    "profile_table",
+    "summary_table",
+    "threshold_crossings",
+    "to_latex",
+    "to_markdown",
+]
+
+logger = logging.getLogger(__name__)
+
+ALL_ENVS = "all envs"
+# name -> statistic over pooled normalised scores (observations on the last axis)
+AGGREGATE_METRICS = {
+    "IQM": stats.iqm,
+    "Median": stats.median,
+    "Mean": stats.mean,
+    "Optimality gap": stats.optimality_gap,
+}
+
+
+def _sorted(table: pd.DataFrame, algo_column: str = "algo") -> pd.DataFrame:
+    """Rows by env name, then in report algorithm order (GA first)."""
+    rank = {algo: i for i, algo in enumerate(order_algos(table[algo_column]))}
+    keys = [c for c in ("env",) if c in table]
+    order = table.assign(_rank=table[algo_column].map(rank)).sort_values([*keys, "_rank"], kind="stable")
+    return order.drop(columns="_rank").reset_index(drop=True)
+
+
+# --- thresholds ---------------------------------------------------------------------------------------------
+
+
+def threshold_crossings(df: pd.DataFrame) -> pd.DataFrame:
+    """Per run: frames and training wall-clock at which its test score first reaches the env's threshold.
+
+    The crossing is linearly interpolated between the two eval points around it
+    (:func:`stats.crossing_index`); ``nan`` when never reached or when the env has no threshold. Columns:
+    run_id, env, algo, seed, threshold, frames_to_threshold, wall_s_to_threshold.
+    """
+    rows = []
+    for run_id, curve in df.groupby("run_id", sort=False):
+        first = curve.iloc[0]
+        threshold = float(first["score_threshold"])
+        rows.append(
+            {
+                "run_id": run_id,
+                "env": first["env"],
+                "algo": first["algo"],
+                "seed": first["seed"],
+                "threshold": threshold,
+                "frames_to_threshold": stats.value_at_crossing(
+                    curve["frames"], curve["score_mean"], threshold
+                ),
+                "wall_s_to_threshold": stats.value_at_crossing(
+                    curve["train_wall_s"], curve["score_mean"], threshold
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- the main comparison table ------------------------------------------------------------------------------
+
+
+def summary_table(
+    df: pd.DataFrame,
+    *,
+    seed: int = 0,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    confidence_level: float = stats.DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """One row per (env, algo): final score over seeds (mean with bootstrap CI, IQM, median), frames used,
+    frames / wall-clock to threshold and training throughput.
+
+    ``frames_to_threshold`` and ``wall_s_to_threshold`` are means over the ``n_reached`` seeds that reached
+    the threshold (``nan`` if none did); ``train_fps`` is the mean over seeds of ``train_frames /
+    total_train_wall_s``.
+    """
+    runs = runs_table(df)
+    crossings = threshold_crossings(df).set_index("run_id")
+    rows = []
+    for (env, algo), group in runs.groupby(["env", "algo"], sort=False):
+        scores = group["final_score"].to_numpy(dtype=float)
+        low, high = stats.bootstrap_ci(
+            scores,
+            stats.mean,
+            stats.rng_for(seed, "final_mean", env, algo),
+            n_resamples=n_resamples,
+            confidence_level=confidence_level,
+        )
+        cross = crossings.loc[group["run_id"]]
+        thresholds = cross["threshold"].dropna().unique()
+        if len(thresholds) > 1:
+            logger.warning("runs of %s on %s disagree on score_threshold: %s", algo, env, sorted(thresholds))
+        reached = cross["frames_to_threshold"].notna()
+        fps = group["train_frames"] / group["total_train_wall_s"].where(group["total_train_wall_s"] > 0)
+        rows.append(
+            {
+                "env": env,
+                "env_id": group["env_id"].iloc[0],
+                "algo": algo,
+                "n_seeds": len(group),
+                "final_mean": float(np.mean(scores)),
+                "final_ci_low": low,
+                "final_ci_high": high,
+                "final_iqm": float(stats.iqm(scores)),
+                "final_median": float(np.median(scores)),
+                "final_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else float("nan"),
+                "train_frames_mean": float(group["train_frames"].mean()),
+                "train_wall_s_mean": float(group["total_train_wall_s"].mean()),
+                "threshold": float(thresholds[0]) if len(thresholds) == 1 else float("nan"),
+                "n_reached": int(reached.sum()),
+                "frames_to_threshold": float(cross.loc[reached, "frames_to_threshold"].mean()),
+                "wall_s_to_threshold": float(cross.loc[reached, "wall_s_to_threshold"].mean()),
+                "train_fps": float(fps.mean()),
+            }
+        )
+    return _sorted(pd.DataFrame(rows))
+
+
+def format_summary(summary: pd.DataFrame, confidence_level: float = stats.DEFAULT_CONFIDENCE) -> pd.DataFrame:
+    """The summary table as display strings (what summary.md / summary.tex show)."""
+    ci = f"{confidence_level:.0%} CI"
+
+    def reached(value: float, row: pd.Series, fmt) -> str:
+        if np.isnan(row["threshold"]):
+            return "n/a"
+        count = f"({row['n_reached']}/{row['n_seeds']})"
+        return f"not reached {count}" if row["n_reached"] == 0 else f"{fmt(value)} {count}"
+
+    # Show the env id (CartPole-v1) unless two env configs share one; then the config names tell them apart.
+    ids_unique = summary.groupby("env_id")["env"].nunique().max() <= 1 if len(summary) else True
+    rows = []
+    for _, row in summary.iterrows():
+        if np.isnan(row["final_ci_low"]):
+            interval = "[n/a]"
+        else:
+            interval = f"[{format_score(row['final_ci_low'])}, {format_score(row['final_ci_high'])}]"
+        rows.append(
+            {
+                "env": row["env_id"] if ids_unique else row["env"],
+                "algo": algo_label(row["algo"]),
+                "seeds": str(row["n_seeds"]),
+                f"final score, mean [{ci}]": f"{format_score(row['final_mean'])} {interval}",
+                "IQM": format_score(row["final_iqm"]),
+                "median": format_score(row["final_median"]),
+                "frames": format_count(row["train_frames_mean"]),
+                "threshold": format_score(row["threshold"]),
+                "frames to threshold": reached(row["frames_to_threshold"], row, format_count),
+                "wall-clock to threshold [s]": reached(row["wall_s_to_threshold"], row, format_seconds),
+                "train frames/s": format_count(row["train_fps"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- aggregates over envs on normalised scores --------------------------------------------------------------
+
+
+def _normalised_runs(df: pd.DataFrame) -> pd.DataFrame:
+    runs = runs_table(df)
+    usable = runs[np.isfinite(runs["final_norm_score"])]
+    missing = sorted(set(runs["env"]) - set(usable["env"]))
+    if missing:
+        logger.warning(
+            "env(s) %s lack score_random/score_max in run.json: left out of the normalised aggregates",
+            ", ".join(missing),
+        )
+    return usable
+
+
+def _strata(runs: pd.DataFrame, column: str = "final_norm_score") -> list[np.ndarray]:
+    """The runs' scores split per env (sorted by env name): the strata of a stratified bootstrap."""
+    return [group[column].to_numpy(dtype=float) for _, group in runs.groupby("env", sort=True)]
+
+
+def aggregate_table(
+    df: pd.DataFrame,
+    *,
+    seed: int = 0,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    confidence_level: float = stats.DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """IQM, median, mean and optimality gap of the normalised final scores per algo, pooled over envs, with
+    stratified-bootstrap CIs (runs resampled within each env).
+
+    Pooling weights envs by their number of runs (equal weights when every algo/env has the same seeds). Runs
+    without normalisation references are left out with a warning. Columns: algo, metric, value, ci_low,
+    ci_high, n_runs, n_envs.
+    """
+    runs = _normalised_runs(df)
+    rows = []
+    for algo in order_algos(runs["algo"]):
+        strata = _strata(runs[runs["algo"] == algo])
+        for name, metric in AGGREGATE_METRICS.items():
+
+            def pooled(*strata: np.ndarray, metric=metric) -> np.ndarray:
+                return metric(np.concatenate(strata, axis=-1))
+
+            low, high = stats.stratified_bootstrap_ci(
+                strata,
+                pooled,
+                stats.rng_for(seed, "aggregate", name, algo),
+                n_resamples=n_resamples,
+                confidence_level=confidence_level,
+            )
+            rows.append(
+                {
+                    "algo": algo,
+                    "metric": name,
+                    "value": float(pooled(*strata)),
+                    "ci_low": float(low),
+                    "ci_high": float(high),
+                    "n_runs": sum(len(s) for s in strata),
+                    "n_envs": len(strata),
+                }
+            )
+    return pd.DataFrame(rows, columns=["algo", "metric", "value", "ci_low", "ci_high", "n_runs", "n_envs"])
+
+
+def format_aggregate(aggregate: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate table as display strings: one row per algo, one column per metric ("0.812 [0.75, 0.86]")."""
+    rows = []
+    for algo, group in aggregate.groupby("algo", sort=False):
+        row = {
+            "algo": algo_label(algo),
+            "runs": str(group["n_runs"].iloc[0]),
+            "envs": str(group["n_envs"].iloc[0]),
+        }
+        for _, metric in group.iterrows():
+            interval = (
+                "[n/a]"
+                if np.isnan(metric["ci_low"])
+                else f"[{metric['ci_low']:.3f}, {metric['ci_high']:.3f}]"
+            )
+            row[metric["metric"]] = f"{metric['value']:.3f} {interval}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def profile_table(
+    df: pd.DataFrame,
+    taus: Sequence[float] | None = None,
+    *,
+    seed: int = 0,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    confidence_level: float = stats.DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """Performance profile per algo: fraction of runs (pooled over envs) with normalised final score > tau,
+    with stratified-bootstrap CI bands. Default taus: 201 points spanning [0, 1] and every observed score.
+    Columns: algo, tau, fraction, ci_low, ci_high.
+    """
+    runs = _normalised_runs(df)
+    if runs.empty:
+        return pd.DataFrame(columns=["algo", "tau", "fraction", "ci_low", "ci_high"])
+    if taus is None:
+        scores = runs["final_norm_score"]
+        taus = np.linspace(min(0.0, scores.min()), max(1.0, scores.max()), 201)
+    taus = np.asarray(taus, dtype=float)
+
+    def profile(*strata: np.ndarray) -> np.ndarray:
+        return stats.performance_profile(np.concatenate(strata, axis=-1), taus)
+
+    parts = []
+    for algo in order_algos(runs["algo"]):
+        strata = _strata(runs[runs["algo"] == algo])
+        low, high = stats.stratified_bootstrap_ci(
+            strata,
+            profile,
+            stats.rng_for(seed, "profile", algo),
+            n_resamples=n_resamples,
+            confidence_level=confidence_level,
+            # each resample compares every run with every tau: bound memory to ~20M comparisons at once
+            batch=max(1, 20_000_000 // (taus.size * sum(len(s) for s in strata))),
+        )
+        parts.append(
+            pd.DataFrame(
+                {"algo": algo, "tau": taus, "fraction": profile(*strata), "ci_low": low, "ci_high": high}
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- probability of improvement -----------------------------------------------------------------------------
+
+
+def improvement_table(
+    df: pd.DataFrame,
+    reference: str = "ga",
+    *,
+    seed: int = 0,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    confidence_level: float = stats.DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """P(reference > other) on final scores, per env and averaged over envs, with bootstrap CIs.
+
+    Per env, X and Y are resampled independently; the "all envs" row is the mean of the per-env probabilities
+    over the envs where both algorithms ran (as in rliable), with each algorithm's runs resampled within each
+    env. Raw scores suffice: the statistic is rank based. Columns: env, algo_x, algo_y, probability, ci_low,
+    ci_high, n_x, n_y, n_envs. Empty (with a warning) when the reference algorithm has no runs.
+    """
+    columns = ["env", "algo_x", "algo_y", "probability", "ci_low", "ci_high", "n_x", "n_y", "n_envs"]
+    runs = runs_table(df)
+    if reference not in set(runs["algo"]):
+        logger.warning("no %s runs: probability of improvement skipped", reference)
+        return pd.DataFrame(columns=columns)
+
+    def mean_improvement(*pairs: np.ndarray) -> np.ndarray:
+        per_env = [
+            stats.probability_of_improvement(x, y) for x, y in zip(pairs[::2], pairs[1::2], strict=True)
+        ]
+        return np.mean(per_env, axis=0)
+
+    rows = []
+    for other in order_algos(runs["algo"]):
+        if other == reference:
+            continue
+        pairs: list[np.ndarray] = []
+        envs = []
+        for env, group in runs.groupby("env", sort=True):
+            x = group.loc[group["algo"] == reference, "final_score"].to_numpy(dtype=float)
+            y = group.loc[group["algo"] == other, "final_score"].to_numpy(dtype=float)
+            if x.size == 0 or y.size == 0:
+                continue
+            envs.append(env)
+            pairs += [x, y]
+        scopes = [(env, pairs[2 * i : 2 * i + 2]) for i, env in enumerate(envs)]
+        if len(envs) > 1:
+            scopes.append((ALL_ENVS, pairs))
+        for scope, data in scopes:
+            low, high = stats.stratified_bootstrap_ci(
+                data,
+                mean_improvement,
+                stats.rng_for(seed, "improvement", scope, reference, other),
+                n_resamples=n_resamples,
+                confidence_level=confidence_level,
+            )
+            rows.append(
+                {
+                    "env": scope,
+                    "algo_x": reference,
+                    "algo_y": other,
+                    "probability": float(mean_improvement(*data)),
+                    "ci_low": float(low),
+                    "ci_high": float(high),
+                    "n_x": sum(len(x) for x in data[::2]),
+                    "n_y": sum(len(y) for y in data[1::2]),
+                    "n_envs": len(data) // 2,
+                }
+            )
+    table = pd.DataFrame(rows, columns=columns)
+    # Per-env rows by env name, the "all envs" rows last; within a scope, report algorithm order.
+    rank = {algo: i for i, algo in enumerate(order_algos(table["algo_y"]))}
+    table["_scope"] = (table["env"] == ALL_ENVS).astype(int)
+    table["_rank"] = table["algo_y"].map(rank)
+    return (
+        table.sort_values(["_scope", "env", "_rank"], kind="stable")
+        .drop(columns=["_scope", "_rank"])
+        .reset_index(drop=True)
+    )
+
+
+def format_improvement(improvement: pd.DataFrame) -> pd.DataFrame:
+    """Probability-of-improvement table as display strings."""
+    rows = []
+    for _, row in improvement.iterrows():
+        interval = "[n/a]" if np.isnan(row["ci_low"]) else f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+        rows.append(
+            {
+                "env": row["env"],
+                "comparison": f"P({algo_label(row['algo_x'])} > {algo_label(row['algo_y'])})",
+                "probability [CI]": f"{row['probability']:.2f} {interval}",
+                "runs": f"{row['n_x']} vs {row['n_y']}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- learning curves on a common grid -----------------------------------------------------------------------
+
+
+def curve_table(
+    df: pd.DataFrame,
+    x: str = "frames",
+    *,
+    interp: str = "step",
+    seed: int = 0,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    confidence_level: float = stats.DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """Mean test score over seeds with a bootstrap CI band, per (env, algo), on a common grid of ``x``.
+
+    ``x`` is ``"frames"`` or ``"train_wall_s"``. The grid is the union of the seeds' eval points, clipped to
+    the range every seed covers (so each point averages all seeds; a seed that ran longer is cut at the
+    shortest). ``interp="step"`` holds each run's latest test evaluation between eval points, ``"linear"``
+    interpolates (:func:`stats.interpolate_curve`). Columns: env, algo, x, mean, ci_low, ci_high, n_seeds.
+    """
+    parts = []
+    for (env, algo), group in df.groupby(["env", "algo"], sort=False):
+        runs = [
+            (run[x].to_numpy(dtype=float), run["score_mean"].to_numpy(dtype=float))
+            for _, run in group.groupby("run_id")
+        ]
+        start = max(xs[0] for xs, _ in runs)
+        end = min(xs[-1] for xs, _ in runs)
+        grid = np.unique(np.concatenate([xs for xs, _ in runs]))
+        grid = grid[(grid >= start) & (grid <= end)]
+        curves = np.stack([stats.interpolate_curve(xs, ys, grid, kind=interp) for xs, ys in runs])
+        mean, low, high = stats.curve_band(
+            curves,
+            stats.rng_for(seed, "curve", x, env, algo),
+            n_resamples=n_resamples,
+            confidence_level=confidence_level,
+        )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "env": env,
+                    "algo": algo,
+                    "x": grid,
+                    "mean": mean,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_seeds": len(runs),
+                }
+            )
+        )
+    return _sorted(pd.concat(parts, ignore_index=True))
+
+
+# --- renderings ---------------------------------------------------------------------------------------------
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """GitHub-flavoured Markdown table (no ``tabulate`` dependency); text columns left-, numbers
+    right-aligned."""
+    header = [str(c) for c in table.columns]
+    cells = [[str(v).replace("|", r"\|") for v in row] for row in table.itertuples(index=False)]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
+    right = [bool(cells) and all(_numeric_cell(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(values: list[str]) -> str:
+        padded = [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(
+        ("-" * (w + 1) + ":") if r else ("-" * (w + 2)) for w, r in zip(widths, right, strict=True)
+    )
+    return "\n".join([line(header), rule + "|", *(line(r) for r in cells)]) + "\n"
+
+
+def to_latex(table: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
+    """A booktabs ``table`` environment (needs ``\\usepackage{booktabs}``); text is escaped for LaTeX."""
+    spec = "".join("r" if all(_numeric_cell(str(v)) for v in table[c]) else "l" for c in table.columns)
+    lines = ["\\begin{table}[t]", "\\centering", "\\small"]
+    if caption:
+        lines.append(f"\\caption{{{_latex_escape(caption)}}}")
+    if label:
+        lines.append(f"\\label{{{label}}}")
+    lines += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
+    lines.append(" & ".join(_latex_escape(str(c)) for c in table.columns) + " \\\\")
+    lines.append("\\midrule")
+    previous_env = None
+    for row in table.itertuples(index=False):
+        values = [str(v) for v in row]
+        if "env" in table.columns:
+            env = values[list(table.columns).index("env")]
+            if previous_env is not None and env != previous_env:
+                lines.append("\\midrule")
+            previous_env = env
+        lines.append(" & ".join(_latex_escape(v) for v in values) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _numeric_cell(value: str) -> bool:
+    """Whether a display cell is a number (possibly with a CI or count after it), for right alignment."""
+    if value in ("n/a", "[n/a]") or value.startswith("not reached"):
+        return True
+    head = value.split(" ")[0].replace(",", "").rstrip("kMG")
+    try:
+        float(head)
+    except ValueError:
+        return False
+    return True
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    ">": r"$>$",
+    "<": r"$<$",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
