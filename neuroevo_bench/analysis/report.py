@@ -1,0 +1,354 @@
+"""Write the full comparison (tables and figures) for a results tree into one directory.
+
+Every file is written atomically (a temporary file in the same directory, then ``os.replace``), so a reader,
+or a second analysis racing this one at the end of a sweep, never sees a half-written table or figure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import plots, stats, tables
+from .labels import order_algos
+from .load import load_runs, runs_table
+
+__all__ = ["Report", "analyze", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+CURVE_AXES = {"frames": "frames", "train_wall_s": "training wall-clock [s]"}
+CURVE_FILE_STEMS = {"frames": "score_vs_frames", "train_wall_s": "score_vs_wallclock"}
+FIGURE_DIR = "figures"
+
+
+@dataclass
+class Report:
+    """What a report run produced: the summary table (numeric and as Markdown) and every file written."""
+
+    out_dir: Path
+    summary: pd.DataFrame
+    markdown: str
+    files: list[Path] = field(default_factory=list)
+
+
+def analyze(
+    roots: str | Path | Iterable[str | Path],
+    out_dir: str | Path | None = None,
+    *,
+    thresholds: dict[str, float] | None = None,
+    **options,
+) -> Report:
+    """Load the runs below ``roots`` and write the report into ``out_dir`` (default: ``<first
+    root>/analysis``).
+
+    ``options`` are passed to :func:`write_report`. Raises :class:`.load.NoRunsError` when no run is usable.
+    """
+    roots = [roots] if isinstance(roots, str | Path) else list(roots)
+    df = load_runs(roots, thresholds=thresholds)
+    out = Path(out_dir) if out_dir is not None else Path(roots[0]) / "analysis"
+    return write_report(df, out, **options)
+
+
+def write_report(
+    df: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    confidence_level: float = stats.DEFAULT_CONFIDENCE,
+    reference: str = "ga",
+    curve_interp: str = "step",
+    formats: Sequence[str] = ("png", "pdf"),
+    dpi: int = 300,
+) -> Report:
+    """Compute every table and figure from the loaded runs ``df`` (see :func:`.load.load_runs`) and write
+    them.
+
+    Tables: summary.{md,csv,tex}, runs.csv, aggregate.csv, improvement.csv, profile.csv, curves.csv (the
+    numbers behind every figure). Figures, under figures/: per env score vs frames, score vs training
+    wall-clock, final-score distribution; over all envs aggregate metrics, performance profile, probability of
+    improvement.
+    """
+    out = Path(out_dir)
+    (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
+    boot = {"seed": seed, "n_resamples": n_resamples, "confidence_level": confidence_level}
+    files: list[Path] = []
+
+    def write(name: str, text: str) -> None:
+        files.append(_atomic_write_text(out / name, text))
+
+    summary = tables.summary_table(df, **boot)
+    aggregate = tables.aggregate_table(df, **boot)
+    profile = tables.profile_table(df, **boot)
+    improvement = tables.improvement_table(df, reference, **boot)
+    curves = pd.concat(
+        [tables.curve_table(df, x, interp=curve_interp, **boot).assign(x_axis=x) for x in CURVE_AXES],
+        ignore_index=True,
+    )
+    runs = runs_table(df).merge(
+        tables.threshold_crossings(df)[["run_id", "frames_to_threshold", "wall_s_to_threshold"]], on="run_id"
+    )
+
+    display = tables.format_summary(summary, confidence_level)
+    table_md = tables.to_markdown(display)
+    write("summary.md", _summary_markdown(df, table_md, aggregate, improvement, boot, curve_interp))
+    write("summary.csv", summary.to_csv(index=False))
+    write(
+        "summary.tex",
+        tables.to_latex(
+            display,
+            caption=f"Final test return over seeds (mean with {confidence_level:.0%} bootstrap CI, IQM, "
+            "median), frames used, frames and training wall-clock to the env's threshold (mean over the "
+            "seeds that reached it; reached/seeds), training throughput.",
+            label="tab:summary",
+        ),
+    )
+    write("runs.csv", runs.to_csv(index=False))
+    write("aggregate.csv", aggregate.to_csv(index=False))
+    write("improvement.csv", improvement.to_csv(index=False))
+    write("profile.csv", profile.to_csv(index=False))
+    write("curves.csv", curves.to_csv(index=False))
+
+    palette = plots.algo_palette(df["algo"])
+    figures = _figures(
+        df, summary, curves, aggregate, profile, improvement, palette, step=curve_interp == "step"
+    )
+    for stem, draw in figures:
+        files += _save_figure(draw, out / FIGURE_DIR / stem, formats, dpi)
+    return Report(out_dir=out, summary=summary, markdown=table_md, files=files)
+
+
+# --- figures ------------------------------------------------------------------------------------------------
+
+
+Drawing = Callable[[], Figure]
+
+
+def _figures(
+    df: pd.DataFrame,
+    summary: pd.DataFrame,
+    curves: pd.DataFrame,
+    aggregate: pd.DataFrame,
+    profile: pd.DataFrame,
+    improvement: pd.DataFrame,
+    palette: dict,
+    step: bool,
+) -> list[tuple[str, Drawing]]:
+    """(file stem, function drawing the figure) for every figure of the report."""
+    runs = runs_table(df)
+    titles = _env_titles(runs)
+    figures: list[tuple[str, Drawing]] = []
+    for env in sorted(runs["env"].unique()):
+        threshold = _env_threshold(summary, env)
+        n_algos = runs.loc[runs["env"] == env, "algo"].nunique()
+        for x, label in CURVE_AXES.items():
+            rows = curves[(curves["env"] == env) & (curves["x_axis"] == x)]
+
+            def draw(rows=rows, label=label, threshold=threshold, title=titles[env]) -> Figure:
+                fig = Figure(figsize=(4.2, 3.4), layout="constrained")
+                plots.plot_curves(
+                    rows,
+                    fig.add_subplot(),
+                    x_label=label,
+                    palette=palette,
+                    threshold=threshold,
+                    title=title,
+                    step=step,
+                )
+                return fig
+
+            figures.append((f"{CURVE_FILE_STEMS[x]}_{_slug(env)}", draw))
+
+        def draw_final(env=env, threshold=threshold, n_algos=n_algos) -> Figure:
+            fig = Figure(figsize=(1.2 + 0.9 * n_algos, 3.4), layout="constrained")
+            plots.plot_final_scores(
+                runs[runs["env"] == env],
+                fig.add_subplot(),
+                palette=palette,
+                threshold=threshold,
+                title=titles[env],
+            )
+            return fig
+
+        figures.append((f"final_scores_{_slug(env)}", draw_final))
+
+    if not aggregate.empty:
+        envs_note = _envs_note(runs[np.isfinite(runs["final_norm_score"])], titles)
+
+        def draw_aggregate() -> Figure:
+            n_algos = aggregate["algo"].nunique()
+            fig = Figure(figsize=(7.0, 1.2 + 0.4 * n_algos), layout="constrained")
+            axes = fig.subplots(1, len(tables.AGGREGATE_METRICS), sharey=True)
+            for i, (ax, metric) in enumerate(zip(axes, tables.AGGREGATE_METRICS, strict=True)):
+                plots.plot_aggregate(aggregate, metric, ax, palette=palette, show_labels=i == 0)
+            fig.suptitle(f"Normalised final score, {envs_note}", fontsize="medium")
+            return fig
+
+        def draw_profile() -> Figure:
+            fig = Figure(figsize=(4.2, 3.4), layout="constrained")
+            plots.plot_profile(
+                profile, fig.add_subplot(), palette=palette, title=f"Performance profile, {envs_note}"
+            )
+            return fig
+
+        figures += [("aggregate", draw_aggregate), ("performance_profile", draw_profile)]
+    else:
+        logger.warning(
+            "no run has normalisation references (score_random, score_max): aggregate figures skipped"
+        )
+
+    if not improvement.empty:
+        scopes = list(dict.fromkeys(improvement["env"]))
+        others = order_algos(improvement["algo_y"])
+
+        def draw_improvement() -> Figure:
+            fig = Figure(figsize=(1.4 + 2.1 * len(scopes), 1.2 + 0.4 * len(others)), layout="constrained")
+            axes = np.atleast_1d(fig.subplots(1, len(scopes), sharey=True, squeeze=False)[0])
+            for i, (ax, scope) in enumerate(zip(axes, scopes, strict=True)):
+                rows = improvement[improvement["env"] == scope]
+                plots.plot_improvement(
+                    rows,
+                    ax,
+                    order=others,
+                    palette=palette,
+                    title=titles.get(scope, scope),
+                    show_labels=i == 0,
+                )
+            fig.suptitle("Probability of improvement (final test return)", fontsize="medium")
+            return fig
+
+        figures.append(("probability_of_improvement", draw_improvement))
+    return figures
+
+
+def _save_figure(draw: Drawing, stem: Path, formats: Sequence[str], dpi: int) -> list[Path]:
+    written = []
+    with plots.paper_style():
+        fig = draw()
+        for fmt in formats:
+            # No creation date in PDFs, so a report is byte-for-byte reproducible.
+            metadata = {"CreationDate": None} if fmt == "pdf" else None
+            written.append(
+                _atomic_write(
+                    stem.with_suffix(f".{fmt}"),
+                    lambda f, fmt=fmt, metadata=metadata: fig.savefig(
+                        f, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.03, metadata=metadata
+                    ),
+                )
+            )
+    return written
+
+
+def _env_titles(runs: pd.DataFrame) -> dict[str, str]:
+    """Figure title per env: its env id (CartPole-v1), or the config name if two configs share an id."""
+    ids = runs.drop_duplicates("env").set_index("env")["env_id"]
+    shared = ids.duplicated(keep=False)
+    return {env: (env if shared[env] else env_id) for env, env_id in ids.items()}
+
+
+def _env_threshold(summary: pd.DataFrame, env: str) -> float | None:
+    values = summary.loc[summary["env"] == env, "threshold"].dropna().unique()
+    return float(values[0]) if len(values) == 1 else None
+
+
+def _envs_note(runs: pd.DataFrame, titles: dict[str, str]) -> str:
+    envs = sorted(runs["env"].unique())
+    return titles[envs[0]] if len(envs) == 1 else f"{len(envs)} envs"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "env"
+
+
+# --- summary.md ---------------------------------------------------------------------------------------------
+
+
+def _summary_markdown(
+    df: pd.DataFrame,
+    table_md: str,
+    aggregate: pd.DataFrame,
+    improvement: pd.DataFrame,
+    boot: dict,
+    curve_interp: str,
+) -> str:
+    runs = runs_table(df)
+    skipped = df.attrs.get("skipped", [])
+    level = f"{boot['confidence_level']:.0%}"
+    lines = [
+        "# Benchmark summary",
+        "",
+        f"{len(runs)} runs ({', '.join(order_algos(runs['algo']))} on "
+        f"{', '.join(sorted(runs['env'].unique()))})"
+        + (f"; {len(skipped)} run directories skipped (listed below)." if skipped else "."),
+        "",
+        table_md,
+        f"- Final score: mean return of the last test evaluation of each run; mean over seeds with a {level} "
+        f"percentile bootstrap CI ({boot['n_resamples']:,} resamples, seed {boot['seed']}). "
+        "IQM: 25 % trimmed mean over seeds.",
+        "- Frames / wall-clock to threshold: where the test score first reaches the env's threshold, "
+        "linearly interpolated between eval points; mean over the seeds that reached it (reached/seeds).",
+        "- Frames: training frames used (test evaluations excluded). Train frames/s: training frames / "
+        "training wall-clock, mean over seeds.",
+        "- Learning curves: each run's test score "
+        + (
+            "held from one test evaluation to the next (step-hold)"
+            if curve_interp == "step"
+            else "linearly interpolated between test evaluations"
+        )
+        + ", on a common grid covered by all seeds; bands are bootstrap CIs of the mean over seeds.",
+        "",
+    ]
+    if not aggregate.empty:
+        lines += [
+            "## Aggregate over envs (normalised score)",
+            "",
+            "Normalised score = (score - score_random) / (score_max - score_random); runs pooled over envs, "
+            "CIs: bootstrap stratified by env. Optimality gap: mean shortfall below 1 (lower is better).",
+            "",
+            tables.to_markdown(tables.format_aggregate(aggregate)),
+        ]
+    if not improvement.empty:
+        lines += [
+            "## Probability of improvement",
+            "",
+            "P(X > Y): probability that a run of X ends with a higher test return than a run of Y (ties "
+            "count half; Mann-Whitney U / (n m)); 'all envs' averages the per-env probabilities.",
+            "",
+            tables.to_markdown(tables.format_improvement(improvement)),
+        ]
+    if skipped:
+        lines += ["## Skipped runs", ""]
+        lines += [f"- `{s.run_dir}`: {s.reason}" for s in skipped]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --- atomic writes ------------------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, write: Callable[[object], None]) -> Path:
+    """Write via ``write(binary file)`` into a temporary file beside ``path``, then rename it onto it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _atomic_write_text(path: Path, text: str) -> Path:
+    return _atomic_write(path, lambda f: f.write(text.encode()))
