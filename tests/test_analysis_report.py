@@ -43,7 +43,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from neuroevo_bench.analysis import load_runs, plots, runs_table
-from neuroevo_bench.analysis.__main__ import main
+from neuroevo_bench.analysis.__main__ import build_parser, main
 from neuroevo_bench.analysis.callback import AnalyzeOnMultirunEnd
 from neuroevo_bench.analysis.load import RUN_COLUMNS, NoRunsError
 from neuroevo_bench.analysis.report import analyze
@@ -331,7 +331,7 @@ def test_cli_writes_every_table_and_figure(
 ) -> None:
     out = tmp_path / "analysis"
     with caplog.at_level(logging.WARNING, logger="neuroevo_bench.analysis"):
-        status = main([str(tree), "--out", str(out), "--resamples", "200", "--seed", "3"])
+        status = main([str(tree), "--out", str(out), "--resamples", "200", "--seed", "3", "--dpi", "72"])
     assert status == 0
     for name in TABLE_FILES:
         assert (out / name).stat().st_size > 0, name
@@ -339,7 +339,8 @@ def test_cli_writes_every_table_and_figure(
         for fmt in ("png", "pdf"):
             assert (out / "figures" / f"{stem}.{fmt}").stat().st_size > 0, f"{stem}.{fmt}"
     with Image.open(out / "figures" / "score_vs_frames_CartPole.png") as png:
-        assert png.info["dpi"] == pytest.approx((300, 300), abs=0.1)
+        assert png.info["dpi"] == pytest.approx((72, 72), abs=0.1)
+    assert build_parser().parse_args(["report", "x"]).dpi == 300  # the default is print quality
     assert not list(out.rglob("*.tmp"))  # atomic writes leave no temporaries
 
     printed = capsys.readouterr().out

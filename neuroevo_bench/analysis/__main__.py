@@ -127,8 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if not logging.getLogger().handlers:
-        # Our warnings (skipped runs) and infos; other libraries (e.g. fontTools while writing PDFs) stay
-        # quiet.
+        # Our warnings (skipped runs) and infos; other libraries only from WARNING up.
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s", stream=sys.stderr)
         logging.getLogger("neuroevo_bench").setLevel(logging.INFO)
     run: Callable[[argparse.Namespace], int] = args.run

@@ -17,6 +17,7 @@ __all__ = [
     "format_score",
     "format_seconds",
     "order_algos",
+    "score_decimals",
 ]
 
 # Known algorithms first, in this order (the subject of the study first, then its baselines); others by name.
@@ -36,13 +37,23 @@ def algo_label(algo: str) -> str:
     return ALGO_LABELS.get(algo, algo)
 
 
-def format_score(value: float) -> str:
-    """Returns with one decimal (two below 10 in magnitude); ``nan`` -> ``n/a``."""
+def score_decimals(*values: float) -> int:
+    """Decimals for returns of this magnitude: one from 10 up, two below, none from 10,000 (nan ignored).
+
+    Taking the largest magnitude of a row's values prints a mean and its CI bounds alike ("254.7 [9.3, 500.0]",
+    not "254.7 [9.30, 500.0]").
+    """
+    finite = [abs(v) for v in values if v is not None and not math.isnan(v)]
+    largest = max(finite, default=0.0)
+    return 0 if largest >= 10_000 else 1 if largest >= 10 else 2
+
+
+def format_score(value: float, decimals: int | None = None) -> str:
+    """A return with ``decimals`` (default: :func:`score_decimals` of the value); ``nan`` -> ``n/a``."""
     if value is None or math.isnan(value):
         return "n/a"
-    if abs(value) >= 10_000:
-        return f"{value:,.0f}"
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    decimals = score_decimals(value) if decimals is None else decimals
+    return f"{value:,.{decimals}f}"
 
 
 def format_count(value: float) -> str:

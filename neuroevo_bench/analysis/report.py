@@ -6,11 +6,12 @@ or a second analysis racing this one at the end of a sweep, never sees a half-wr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,8 +124,9 @@ def write_report(
     figures = _figures(
         df, summary, curves, aggregate, profile, improvement, palette, step=curve_interp == "step"
     )
-    for stem, draw in figures:
-        files += _save_figure(draw, out / FIGURE_DIR / stem, formats, dpi)
+    with _quiet("fontTools"):  # its PDF font subsetting logs every glyph at INFO (and Hydra shows INFO)
+        for stem, draw in figures:
+            files += _save_figure(draw, out / FIGURE_DIR / stem, formats, dpi)
     return Report(out_dir=out, summary=summary, markdown=table_md, files=files)
 
 
@@ -249,6 +251,18 @@ def _save_figure(draw: Drawing, stem: Path, formats: Sequence[str], dpi: int) ->
     return written
 
 
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Raise one library logger to WARNING for the duration, whatever the application configured."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _env_titles(runs: pd.DataFrame) -> dict[str, str]:
     """Figure title per env: its env id (CartPole-v1), or the config name if two configs share an id."""
     ids = runs.drop_duplicates("env").set_index("env")["env_id"]
@@ -324,7 +338,7 @@ def _summary_markdown(
             "P(X > Y): probability that a run of X ends with a higher test return than a run of Y (ties "
             "count half; Mann-Whitney U / (n m)); 'all envs' averages the per-env probabilities.",
             "",
-            tables.to_markdown(tables.format_improvement(improvement)),
+            tables.to_markdown(tables.format_improvement(improvement, _env_titles(runs))),
         ]
     if skipped:
         lines += ["## Skipped runs", ""]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .labels import algo_label, format_count, format_score, format_seconds, order_algos
+from .labels import algo_label, format_count, format_score, format_seconds, order_algos, score_decimals
 from .load import runs_table
 
 __all__ = [
@@ -118,6 +118,15 @@ def summary_table(
         thresholds = cross["threshold"].dropna().unique()
         if len(thresholds) > 1:
             logger.warning("runs of %s on %s disagree on score_threshold: %s", algo, env, sorted(thresholds))
+        budgets = group["budget_frames"].dropna().unique()
+        if len(budgets) > 1:
+            logger.warning(
+                "runs of %s on %s have different frame budgets (%s): compare them with care; their learning "
+                "curves are cut where the shortest run ends",
+                algo,
+                env,
+                ", ".join(f"{b:,.0f}" for b in sorted(budgets)),
+            )
         reached = cross["frames_to_threshold"].notna()
         fps = group["train_frames"] / group["total_train_wall_s"].where(group["total_train_wall_s"] > 0)
         rows.append(
@@ -158,20 +167,22 @@ def format_summary(summary: pd.DataFrame, confidence_level: float = stats.DEFAUL
     ids_unique = summary.groupby("env_id")["env"].nunique().max() <= 1 if len(summary) else True
     rows = []
     for _, row in summary.iterrows():
-        if np.isnan(row["final_ci_low"]):
-            interval = "[n/a]"
-        else:
-            interval = f"[{format_score(row['final_ci_low'])}, {format_score(row['final_ci_high'])}]"
+        scores = [
+            row[c] for c in ("final_mean", "final_ci_low", "final_ci_high", "final_iqm", "final_median")
+        ]
+        decimals = score_decimals(*scores)
+        mean, low, high, iqm, median = (format_score(v, decimals) for v in scores)
+        interval = "[n/a]" if np.isnan(row["final_ci_low"]) else f"[{low}, {high}]"
         rows.append(
             {
                 "env": row["env_id"] if ids_unique else row["env"],
                 "algo": algo_label(row["algo"]),
                 "seeds": str(row["n_seeds"]),
-                f"final score, mean [{ci}]": f"{format_score(row['final_mean'])} {interval}",
-                "IQM": format_score(row["final_iqm"]),
-                "median": format_score(row["final_median"]),
+                f"final score, mean [{ci}]": f"{mean} {interval}",
+                "IQM": iqm,
+                "median": median,
                 "frames": format_count(row["train_frames_mean"]),
-                "threshold": format_score(row["threshold"]),
+                "threshold": "n/a" if np.isnan(row["threshold"]) else f"{row['threshold']:g}",
                 "frames to threshold": reached(row["frames_to_threshold"], row, format_count),
                 "wall-clock to threshold [s]": reached(row["wall_s_to_threshold"], row, format_seconds),
                 "train frames/s": format_count(row["train_fps"]),
@@ -386,14 +397,15 @@ def improvement_table(
     )
 
 
-def format_improvement(improvement: pd.DataFrame) -> pd.DataFrame:
-    """Probability-of-improvement table as display strings."""
+def format_improvement(improvement: pd.DataFrame, env_labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Probability-of-improvement table as display strings; ``env_labels`` renames envs (e.g. to env ids)."""
+    env_labels = env_labels or {}
     rows = []
     for _, row in improvement.iterrows():
         interval = "[n/a]" if np.isnan(row["ci_low"]) else f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
         rows.append(
             {
-                "env": row["env"],
+                "env": env_labels.get(row["env"], row["env"]),
                 "comparison": f"P({algo_label(row['algo_x'])} > {algo_label(row['algo_y'])})",
                 "probability [CI]": f"{row['probability']:.2f} {interval}",
                 "runs": f"{row['n_x']} vs {row['n_y']}",
