@@ -44,6 +44,7 @@ CARTPOLE = OmegaConf.create(
     }
 )
 MLP = OmegaConf.create({"hidden": [64, 64], "activation": "relu"})
+SLOTS = 512  # conf/algo/ga.yaml's default
 
 
 def cartpole_setup(seed: int = 0):
@@ -107,28 +108,27 @@ def naive_generation(n_agents: int, episodes: int, seed: int) -> tuple[int, floa
     return frames, time.perf_counter() - t0
 
 
-def project_generation(store: ParamStore, pop: list[Genome], slots: int) -> tuple[int, float]:
-    """One full GA generation step of the project: population evaluation + mutation of the next population."""
-    net, _ = cartpole_setup()
-    ev = LocalEvaluator(CARTPOLE, net, store, slots)
-    rng = np.random.default_rng(1)
+def project_generation(pop: list[Genome], slots: int) -> tuple[int, float]:
+    """One complete generation of the project's GA (population evaluation, elite validation, mutation)."""
+    from neuroevo_bench.algorithms import RunContext
+    from neuroevo_bench.algorithms.ga import GeneticAlgorithm
+
     ledger = Ledger()
+    ctx = RunContext(env_cfg=CARTPOLE, ledger=ledger, seed=0, resources=OmegaConf.create({"env_threads": 1}))
+    ga = GeneticAlgorithm(ctx, population=len(pop), slots=slots, noise_table_size=2**22, network=MLP)
+    ga.population = list(pop)
     t0 = time.perf_counter()
-    fit = ev.evaluate(pop, 3, 123, ledger).fitness
-    order = np.argsort(-fit, kind="stable")
-    parents = [pop[i] for i in order[:20]]
-    offs = store.noise.sample_offsets(rng, len(pop) - 1)
-    _ = [pop[order[0]]] + [(*parents[rng.integers(20)], int(o)) for o in offs]
+    ga.step_generation()
     dt = time.perf_counter() - t0
-    ev.close()
+    ga.close()
     return ledger.frames, dt
 
 
 def bench_ga_vs_naive(quick: bool) -> dict[str, Any]:
     _, store = cartpole_setup()
-    pop = evolved_population(store, 500, 3)
+    pop = evolved_population(store, 500, 3)  # a mid-training mix of short and full-length episodes
     naive_frames, naive_s = naive_generation(20 if quick else 60, 3, 0)
-    proj_frames, proj_s = project_generation(store, pop, 256)
+    proj_frames, proj_s = project_generation(pop, SLOTS)
     naive_fps, proj_fps = naive_frames / naive_s, proj_frames / proj_s
     return {
         "name": "ga_vs_naive",
@@ -145,35 +145,29 @@ def ideal_slots(store: ParamStore, pop: list[Genome], slots: int, steps: int) ->
     """Every slot always busy (auto-reset keeps episodes coming), one batched forward per step, no bookkeeping."""
     net, _ = cartpole_setup()
     env = make_vector_env(CARTPOLE, slots)
-    layers = net.split(store.build(store.plan(pop[:slots]), np.arange(slots)))
+    who = np.arange(slots) % len(pop)  # slot i runs individual i (mod N)
+    layers = [t.numpy() for t in net.split(store.build(store.plan(pop), who))]
     obs, _ = env.reset(seed=0)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        for _ in range(steps):
-            out = net.forward_rows(layers, torch.as_tensor(obs).unsqueeze(1))
-            obs, *_ = env.step(out.argmax(-1).view(-1).numpy())
+    for _ in range(steps):
+        out = net.forward_rows(layers, obs[:, None, :])
+        obs, *_ = env.step(out.argmax(-1).reshape(-1))
     dt = time.perf_counter() - t0
     env.close()
     return slots * steps / dt
 
 
 def ideal_shared(store: ParamStore, pop: list[Genome], episodes: int, steps: int) -> float:
-    """N x E envs, the E episodes of an individual sharing its weights in one (N, E) bmm."""
+    """N x E envs, the E episodes of an individual sharing its weights in one (N, E) batched matmul."""
     net, _ = cartpole_setup()
     n = len(pop)
     env = make_vector_env(CARTPOLE, n * episodes)
-    plan = store.plan(pop)
-    layers = net.split(store.build(plan, np.arange(n)))
+    layers = [t.numpy() for t in net.split(store.build(store.plan(pop), np.arange(n)))]
     obs, _ = env.reset(seed=0)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        for _ in range(steps):
-            h = torch.as_tensor(obs).view(n, episodes, -1)
-            for k in range(len(layers) // 2):
-                h = torch.baddbmm(layers[2 * k + 1], h, layers[2 * k])
-                if k < len(layers) // 2 - 1:
-                    h = torch.relu(h)
-            obs, *_ = env.step(h.argmax(-1).view(-1).numpy())
+    for _ in range(steps):
+        out = net.forward_rows(layers, obs.reshape(n, episodes, -1))
+        obs, *_ = env.step(out.argmax(-1).reshape(-1))
     dt = time.perf_counter() - t0
     env.close()
     return n * episodes * steps / dt
@@ -181,17 +175,17 @@ def ideal_shared(store: ParamStore, pop: list[Genome], episodes: int, steps: int
 
 def bench_eval_vs_ideal(quick: bool) -> dict[str, Any]:
     net, store = cartpole_setup()
-    pop = evolved_population(store, 500, 3)
+    pop = evolved_population(store, 500, 3)  # a mid-training mix of short and full-length episodes
     reps = 1 if quick else 3
     proj, ideal, shared = [], [], []
     for _ in range(reps):  # interleaved, so load changes hit all three alike
-        ev = LocalEvaluator(CARTPOLE, net, store, 256)
+        ev = LocalEvaluator(CARTPOLE, net, store, SLOTS)
         ledger = Ledger()
         t0 = time.perf_counter()
         ev.evaluate(pop, 3, 7, ledger)
         proj.append(ledger.frames / (time.perf_counter() - t0))
         ev.close()
-        ideal.append(ideal_slots(store, pop, 256, 1000))
+        ideal.append(ideal_slots(store, pop, SLOTS, 1000))
         shared.append(ideal_shared(store, pop, 3, 300))
     p, i, s = max(proj), max(ideal), max(shared)
     return {

@@ -126,10 +126,9 @@ def run_slots(
         lane = np.where(active, slot_task % lanes, 0)
         row = np.where(active, slot_row, 0)
         if x is None or x.shape[0] != hi:
-            x = np.zeros((hi, lanes, *obs.shape[1:]), dtype=np.float32)
+            x = np.zeros((hi, lanes, *obs.shape[1:]), dtype=obs.dtype)
         x[row[active], lane[active]] = obs[active]
-        out = weights.outputs(x, hi)[torch.from_numpy(row), torch.from_numpy(lane)]
-        actions = weights.net.to_actions(out)
+        actions = weights.act(x, hi, row, lane)
         obs, reward, terminated, truncated, _, charged = venv.step(actions, active)
         ret[charged] += reward[charged]
         steps[charged] += 1

@@ -28,7 +28,7 @@ class RunContext:
     seed: int
     resources: Any
     evaluator_cfg: Any = None
-    progress: Callable[..., None] = lambda **_: None
+    progress: Callable[..., None] = lambda *_, **__: None
     stop: threading.Event = field(default_factory=threading.Event)
 
 

@@ -23,7 +23,7 @@ from neuroevo_bench.algorithms import ActFn, RunContext
 from neuroevo_bench.envs import env_info
 from neuroevo_bench.evaluation import LocalEvaluator, PopulationEvaluator
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
-from neuroevo_bench.policies import Network, flat_policy, make_network
+from neuroevo_bench.policies import Network, flat_policy, make_network, network_from_spec, network_spec
 from neuroevo_bench.records import read_json, write_json
 
 CHAMPION_JSON = "champion.json"
@@ -135,12 +135,14 @@ class GeneticAlgorithm:
         self.generation += 1
         dt = time.perf_counter() - t0
         self.ctx.progress(
-            frames=ledger.frames,
-            generation=self.generation,
-            fps=(ledger.frames - frames0) / max(dt, 1e-9),
-            fit_max=self.last["fitness_max"],
-            fit_mean=self.last["fitness_mean"],
-            elite=self.elite_score,
+            ledger.frames,
+            **{
+                "gen": self.generation,
+                "fps": (ledger.frames - frames0) / max(dt, 1e-9),
+                "fit max": self.last["fitness_max"],
+                "fit mean": self.last["fitness_mean"],
+                "elite": self.elite_score,
+            },
         )
         return True
 
@@ -188,13 +190,7 @@ class GeneticAlgorithm:
                 "noise_seed": self.noise_seed,
                 "noise_table_size": self.noise.size,
                 "mutation_power": self.sigma,
-                "network": {
-                    "sizes": list(self.net.sizes),
-                    "activation": self.net.activation,
-                    "discrete": self.net.discrete,
-                    "low": list(self.net.low),
-                    "high": list(self.net.high),
-                },
+                "network": network_spec(self.net),
             },
         )
 
@@ -225,8 +221,7 @@ class GeneticAlgorithm:
 def load_champion(run_dir: Path) -> tuple[Network, torch.Tensor]:
     """Rebuild the saved champion's network and parameters from its compact genome."""
     c = read_json(Path(run_dir) / CHAMPION_JSON)
-    n = c["network"]
-    net = Network(tuple(n["sizes"]), n["activation"], n["discrete"], tuple(n["low"]), tuple(n["high"]))
+    net = network_from_spec(c["network"])
     store = ParamStore(
         NoiseTable(c["noise_seed"], c["noise_table_size"], net.n_params),
         net.init_scale(),
