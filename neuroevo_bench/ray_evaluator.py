@@ -167,9 +167,8 @@ class RaySettings:
         d.pop("kind", None)
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(
-                f"evaluator: unknown key(s) {unknown}; valid: {sorted(cls.__dataclass_fields__)}"
-            )
+            valid = ["kind", *cls.__dataclass_fields__]
+            raise ValueError(f"evaluator: unknown key(s) {unknown} for kind=ray; valid: {valid}")
         s = cls(**d)
         for key in ("num_workers", "worker_threads"):
             v = getattr(s, key)
@@ -264,7 +263,7 @@ class RayEvaluator:
             env_threads=max(1, int(s.cpus_per_worker)),
             torch_threads=s.worker_threads,
         )
-        self.bytes_sent = 0  # pickled shard tasks, for the benchmark and the records
+        self.bytes_sent = 0  # pickled shard tasks, as sent (the benchmark reports bytes per individual)
         self.individuals_sent = 0
         self.workers: list[Any] = []
         self._owns_connection = connect(s)

@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 ray = pytest.importorskip("ray")
 
 from neuroevo_bench import records  # noqa: E402
-from neuroevo_bench.envs import Ledger, env_info  # noqa: E402
+from neuroevo_bench.algorithms.ga import build_network  # noqa: E402
+from neuroevo_bench.envs import Ledger  # noqa: E402
 from neuroevo_bench.evaluation import (  # noqa: E402
     LocalEvaluator,
     PopulationResult,
@@ -29,7 +30,6 @@ from neuroevo_bench.evaluation import (  # noqa: E402
     shard_seed,
 )
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore  # noqa: E402
-from neuroevo_bench.policies import make_network  # noqa: E402
 from neuroevo_bench.ray_evaluator import CompactGenomes, RayEvaluator, RaySettings, ShardTask  # noqa: E402
 from neuroevo_bench.runner import run  # noqa: E402
 
@@ -54,8 +54,7 @@ def ray_session() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def cartpole(make_cfg) -> tuple[DictConfig, object, ParamStore]:
     cfg = make_cfg("algo=ga", "env=CartPole", "algo.network.hidden=[16]")
-    info = env_info(cfg.env)
-    net = make_network(cfg.algo.network, info.observation_space, info.action_space)
+    net = build_network(cfg.env, cfg.algo.network)
     store = ParamStore(NoiseTable(0, 2**16, net.n_params), net.init_scale(), 0.02)
     return cfg.env, net, store
 
