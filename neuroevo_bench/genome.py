@@ -68,6 +68,7 @@ class ParamStore:
         self.keys: list[Genome] = []
         self.rows = torch.zeros(0, p)
         self._index: dict[Genome, int] = {}
+        self._last_needed: list[Genome] = []
         self.slow_rebuilds = 0  # genomes rebuilt from their whole chain (cache misses)
 
     def rebuild(self, genome: Genome) -> torch.Tensor:
@@ -78,7 +79,12 @@ class ParamStore:
         return theta
 
     def plan(self, genomes: Sequence[Genome]) -> Plan:
-        """Resolve genomes against the cache; the cache then holds exactly the genomes this plan reads."""
+        """Resolve genomes against the cache.
+
+        The cache then holds the genomes this plan reads plus those the previous plan read: a GA generation
+        plans the population (reading the last parents), then the elite candidates (reading a few of them),
+        and the next generation's parents are children of the last parents, so both plans are kept.
+        """
         needed: dict[Genome, None] = {}
         kinds = np.empty(len(genomes), dtype=np.int64)
         offsets = np.zeros(len(genomes), dtype=np.int64)
@@ -92,7 +98,8 @@ class ParamStore:
                 kinds[i], offsets[i], base = 1, g[-1], g[:-1]
             bases.append(base)
             needed[base] = None
-        keys = list(needed)
+        keys = list(needed) + [k for k in self._last_needed if k not in needed]
+        self._last_needed = list(needed)
         self._retain(keys)
         base_row = torch.tensor([self._index[b] for b in bases], dtype=torch.int64)
         return Plan(base_row=base_row, kind=torch.from_numpy(kinds), offset=torch.from_numpy(offsets))

@@ -97,6 +97,8 @@ def test_genome_round_trip_is_bit_identical():
         built = store.build(plan, np.arange(len(pop)))
         for i, g in enumerate(pop):
             assert torch.equal(built[i], store.rebuild(g))
+        candidates = [pop[4], pop[1]]  # elite validation plans a few of them in between, as the GA does
+        assert torch.equal(store.build(store.plan(candidates), np.arange(2))[0], store.rebuild(pop[4]))
         parents = pop[:3]
         pop = [pop[0]] + [(*parents[rng.integers(3)], int(o)) for o in noise.sample_offsets(rng, 5)]
     assert store.slow_rebuilds == 0  # every parent came from the cache
