@@ -316,7 +316,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         return info
     except BaseException as exc:
         info["error"] = "".join(traceback.format_exception(exc))
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        # KeyboardInterrupt: a second Ctrl-C; SystemExit: e.g. submitit requeueing a run at its time limit.
+        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
         info["status"] = status
         info["finished_at"] = records.now_iso()
         records.atomic_write_text(run_dir / "error.txt", info["error"])
