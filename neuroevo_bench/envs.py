@@ -7,6 +7,7 @@ Every algorithm (GA, random search, SB3) and the shared test evaluator builds it
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,12 +141,47 @@ def atari_kwargs(
     )
 
 
+ALE_SEED_HALF = 2**30  # ALE takes reset seeds in [0, 2**31); a negative seed means "unseeded"
+
+
+def ale_seeds(seeds: np.ndarray) -> np.ndarray:
+    """Harness seeds -> ALE seeds, keeping training and test episodes apart by construction.
+
+    The harness draws training seeds below EVAL_SEED_MIN = 2**31 and puts test seeds at or above it, but ALE
+    only accepts seeds in [0, 2**31). Training seeds go to the lower half of that range, test seeds to the
+    upper half, so no test episode ever replays a training episode's sticky-action stream.
+    """
+    from neuroevo_bench.config import EVAL_SEED_MIN
+
+    seeds = np.asarray(seeds, dtype=np.int64)
+    if (seeds < 0).any():
+        raise EnvError(f"env reset seeds must be >= 0, got {seeds[seeds < 0][:3].tolist()}")
+    test = seeds >= EVAL_SEED_MIN
+    return np.where(test, ALE_SEED_HALF + (seeds - EVAL_SEED_MIN) % ALE_SEED_HALF, seeds % ALE_SEED_HALF)
+
+
+@functools.cache
+def _protocol_atari_class() -> type:
+    """`AtariVectorEnv` with the harness's seeds (see :func:`ale_seeds`); defined on first use, as ale_py is an
+    optional dependency."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    class ProtocolAtariVectorEnv(AtariVectorEnv):
+        def reset(self, *, seed: int | np.ndarray | None = None, options: dict[str, Any] | None = None):
+            if seed is not None:
+                mask = (options or {}).get("reset_mask")
+                n = self.num_envs if mask is None else int(np.count_nonzero(mask))
+                base = seed + np.arange(n) if isinstance(seed, (int, np.integer)) else np.asarray(seed)
+                seed = ale_seeds(base)
+            return super().reset(seed=seed, options=options)
+
+    return ProtocolAtariVectorEnv
+
+
 def _make_atari(
     env_cfg: Any, num_envs: int, same_step: bool, max_episode_frames: int | None, num_threads: int
 ) -> gym.vector.VectorEnv:
-    from ale_py.vector_env import AtariVectorEnv
-
-    return AtariVectorEnv(
+    return _protocol_atari_class()(
         game=atari_game(env_cfg.id),
         num_envs=num_envs,
         num_threads=num_threads,
