@@ -38,7 +38,9 @@ if ! python -m neuroevo_bench.bench --only ga_vs_naive eval_vs_ideal --json "$wo
   exit 2
 fi
 
+# (no exec: the EXIT trap must still remove the work directory)
 if [[ $mode == promote ]]; then
-  exec python -m neuroevo_bench.analyze promote "$work/runs" --name "$BASELINE" --bench "$work/bench.json" --force "$@"
+  python -m neuroevo_bench.analyze promote "$work/runs" --name "$BASELINE" --bench "$work/bench.json" --force "$@"
+else
+  python -m neuroevo_bench.analyze compare "$work/runs" --baseline "$BASELINE" --bench "$work/bench.json" "$@"
 fi
-exec python -m neuroevo_bench.analyze compare "$work/runs" --baseline "$BASELINE" --bench "$work/bench.json" "$@"
