@@ -1,0 +1,538 @@
+"""Stable-Baselines3 A2C and PPO, trained on the harness's own envs and charged like every other algorithm.
+
+The only module that imports `stable_baselines3`. Reading order:
+
+1. :class:`SB3VecEnv` — SB3's `VecEnv` interface over the harness's :class:`~neuroevo_bench.envs.CountedVecEnv`
+   (same factory, same env instances the GA plays, frames charged to the run's ledger). SB3 needs the reset
+   observation in the step that ends an episode, so the factory builds the env with same-step auto-reset.
+2. :class:`BudgetCallback` — SB3's `total_timesteps` is only a lower bound (whole rollouts; SB3 issue #366), so a
+   callback stops the rollout before a vector step could take the ledger past the budget cap.
+3. :class:`SB3Baseline` (:class:`A2CBaseline`, :class:`PPOBaseline`) — the runner's Algorithm protocol.
+4. :func:`load_policy` — the saved final model as a greedy act function; :func:`benchmark` — harness overhead.
+
+Schedules (`learning_rate`, `clip_range`) decay over the run's budget in agent steps (budget.frames /
+frame_skip), which is what the rl-baselines3-zoo's `lin_<x>` means for its `n_timesteps`, no matter how many
+`learn()` calls the eval schedule splits training into.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.torch_layers import NatureCNN
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv
+
+from neuroevo_bench.algorithms import ActFn, RunContext
+from neuroevo_bench.config import ConfigError, validate_sb3
+from neuroevo_bench.envs import CountedVecEnv, EnvError, make_vector_env
+from neuroevo_bench.records import RUN_JSON, read_json
+
+MODEL_ZIP = "model.zip"
+SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+# --- 1. the env: SB3's VecEnv over the harness's counted vector env ----------------------------------------------
+class SB3VecEnv(VecEnv):
+    """SB3's `VecEnv` API over a same-step auto-resetting :class:`CountedVecEnv`.
+
+    Every step goes through `CountedVecEnv.step`, so frames are charged where they are for the GA. An episode
+    end yields SB3's per-env info: `terminal_observation` (gymnasium's `final_obs`: an object array masked by
+    `_final_obs` for `SyncVectorEnv`, a dense array for ale_py's `AtariVectorEnv`; either way indexed by the
+    done mask), `TimeLimit.truncated` (so SB3 bootstraps on time limits) and `episode` with the *unclipped*
+    return and length (SB3's `ep_info_buffer`, the progress line). With `clip_reward` the reward handed to SB3
+    is its sign (the zoo's AtariWrapper), a training signal only: scores come from the shared test evaluator.
+    """
+
+    def __init__(self, counted: CountedVecEnv, clip_reward: bool = False) -> None:
+        if counted.next_step_autoreset:
+            raise EnvError(
+                "SB3 needs a same-step auto-resetting vector env; build it with "
+                "make_vector_env(..., same_step_autoreset=True)"
+            )
+        self.counted = counted
+        self.clip_reward = bool(clip_reward)
+        env = counted.env
+        super().__init__(counted.num_envs, env.single_observation_space, env.single_action_space)
+        self._actions: np.ndarray | None = None
+        self._ep_return = np.zeros(self.num_envs)
+        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self._t0 = time.perf_counter()
+        self.episodes = 0
+
+    def reset(self) -> np.ndarray:
+        seed = self._seeds[0]  # SB3's seed(s) sets [s, s+1, ...]; gymnasium/ale_py seed sub-env i with s+i
+        obs = self.counted.reset(seed=seed)
+        self._reset_seeds()
+        self._reset_options()
+        self._ep_return[:] = 0.0
+        self._ep_length[:] = 0
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        assert self._actions is not None, "step_async must come before step_wait"
+        obs, reward, terminated, truncated, info, _ = self.counted.step(self._actions)
+        self._actions = None
+        self._ep_return += reward
+        self._ep_length += 1
+        dones = np.logical_or(terminated, truncated)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            final_obs = info["final_obs"]
+            elapsed = round(time.perf_counter() - self._t0, 6)
+            for i in np.flatnonzero(dones):
+                infos[i] = {
+                    "terminal_observation": final_obs[i],
+                    "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+                    "episode": {"r": float(self._ep_return[i]), "l": int(self._ep_length[i]), "t": elapsed},
+                }
+            self.episodes += int(dones.sum())
+            self._ep_return[dones] = 0.0
+            self._ep_length[dones] = 0
+        signal = np.sign(reward) if self.clip_reward else reward
+        return obs, signal.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        self.counted.close()
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        """The vector env's attribute for every selected sub-env (SB3 asks for `render_mode` only)."""
+        return [getattr(self.counted.env, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        raise NotImplementedError("SB3VecEnv does not set sub-env attributes (A2C/PPO never need it)")
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
+        raise NotImplementedError("SB3VecEnv does not call sub-env methods (A2C/PPO never need it)")
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices: Any) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        return [indices] if isinstance(indices, int) else list(indices)
+
+
+# --- 2. the budget: schedules over the run's budget, a callback that enforces the cap ---------------------------
+class _BudgetProgress:
+    """Progress for schedules = agent steps used / the run's budget in agent steps (not this `learn()` call's).
+
+    SB3 computes `1 - num_timesteps / total_timesteps` with the total of the current `learn()` call; the runner
+    splits training into one call per eval interval, so that would restart the decay at every eval point.
+    """
+
+    budget_steps: int = 0
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        self._current_progress_remaining = max(0.0, 1.0 - num_timesteps / self.budget_steps)
+
+
+class BudgetA2C(_BudgetProgress, A2C):
+    """SB3 A2C whose schedules decay over the run's frame budget."""
+
+
+class BudgetPPO(_BudgetProgress, PPO):
+    """SB3 PPO whose schedules decay over the run's frame budget."""
+
+
+def make_schedule(value: Any) -> Any:
+    """A config schedule as SB3 takes it: a number, or `{schedule: linear, initial, final=0}` -> LinearSchedule.
+
+    SB3's `LinearSchedule(start, end, 1.0)` at progress remaining p is `end + p * (start - end)`: with end 0 this
+    is the zoo's `lin_<start>` (`p * start`).
+    """
+    if value is None or isinstance(value, (int, float)):
+        return value
+    d = OmegaConf.to_container(value) if isinstance(value, DictConfig) else dict(value)
+    return LinearSchedule(start=float(d["initial"]), end=float(d.get("final", 0.0)), end_fraction=1.0)
+
+
+class BudgetCallback(BaseCallback):
+    """Stops SB3 before the budget cap is crossed, or when the runner asks to stop; reports progress.
+
+    SB3 calls `on_step` *after* a vector step and, when it returns False, drops that transition and leaves the
+    rollout unfinished. So the callback stops only mid-rollout, when the next step would not fit under the cap
+    (the last step of a rollout always completes it: `train_until` never lets `learn()` start a rollout whose
+    first step would not fit). Stopping re-syncs SB3's last observation with the env, so a later `learn()` call
+    continues from where the env really is instead of training on a transition that never happened.
+    """
+
+    def __init__(self, algo: SB3Baseline) -> None:
+        super().__init__()
+        self.algo = algo
+        self.ctx = algo.ctx
+        self.step_frames = algo.n_envs * algo.frame_skip
+        self.rollout_step = 0
+        self.rollout_frames0 = 0
+        self.t_progress = time.perf_counter()
+        self.frames_progress = self.ctx.ledger.frames
+
+    def _on_rollout_start(self) -> None:
+        self.rollout_step = 0
+        self.rollout_frames0 = self.ctx.ledger.frames
+
+    def _on_step(self) -> bool:
+        self.rollout_step += 1
+        ledger = self.ctx.ledger
+        out_of_budget = ledger.cap is not None and ledger.frames + self.step_frames > ledger.cap
+        if self.rollout_step < self.algo.n_steps and out_of_budget:
+            self.algo.exhausted = True
+            self.algo.unused_frames = ledger.frames - self.rollout_frames0
+            return self._stop()
+        if self.ctx.stop.is_set():
+            return self._stop()
+        return True
+
+    def _stop(self) -> bool:
+        self.model._last_obs = self.locals["new_obs"]
+        self.model._last_episode_starts = self.locals["dones"]
+        return False
+
+    def _on_rollout_end(self) -> None:
+        self.algo.rollouts += 1
+        now = time.perf_counter()
+        if now - self.t_progress < 1.0:
+            return
+        frames = self.ctx.ledger.frames
+        self.ctx.progress(
+            frames=frames,
+            rollouts=self.algo.rollouts,
+            fps=(frames - self.frames_progress) / (now - self.t_progress),
+            train_return=self.algo.train_return(),
+        )
+        self.t_progress, self.frames_progress = now, frames
+
+
+# --- 3. the Algorithm ----------------------------------------------------------------------------------------------
+def describe_policy(model: OnPolicyAlgorithm, policy_name: str) -> str:
+    """The network as the records state it, e.g. `SB3 MlpPolicy: pi 4-64-64-2, vf 4-64-64-1 (separate), tanh`."""
+    p = model.policy
+    space = model.action_space
+    n_out = int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))
+    arch = p.net_arch if isinstance(p.net_arch, dict) else {"pi": list(p.net_arch), "vf": list(p.net_arch)}
+    act = p.activation_fn.__name__.lower()
+    pi = "-".join(map(str, [p.features_dim, *arch["pi"], n_out]))
+    vf = "-".join(map(str, [p.features_dim, *arch["vf"], 1]))
+    heads = f"pi {pi}, vf {vf} (separate)"
+    if not isinstance(p.features_extractor, NatureCNN):
+        return f"SB3 {policy_name}: {heads}, {act}"
+    obs = "x".join(map(str, model.observation_space.shape))
+    shared = "shared by pi and vf" if p.share_features_extractor else "one per head"
+    return f"SB3 {policy_name}: Nature CNN {obs} -> {p.features_dim} (ReLU, {shared}), {heads}"
+
+
+class SB3Baseline:
+    """A2C or PPO from SB3 behind the runner's Algorithm protocol.
+
+    Keyword arguments after the harness's own (`n_envs`, `clip_reward`, `policy`, `policy_kwargs`) go to the
+    SB3 constructor unchanged, schedules converted by :func:`make_schedule`.
+    """
+
+    sb3_class: ClassVar[type[OnPolicyAlgorithm]]
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        name: str,
+        hyperparams_source: str,
+        policy: str = "MlpPolicy",
+        n_envs: int = 1,
+        clip_reward: bool = False,
+        policy_kwargs: Any = None,
+        **hyperparams: Any,
+    ) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.hyperparams_source = hyperparams_source
+        self.n_envs = int(n_envs)
+        self.frame_skip = int(ctx.env_cfg.frame_skip)
+        cap = ctx.ledger.cap
+        if cap is None:
+            raise ConfigError("SB3 baselines need a budget cap on the training ledger (budget.frames)")
+        validate_sb3(
+            OmegaConf.create(
+                {
+                    "algo": {"name": name, "policy": policy, "n_envs": n_envs, **hyperparams},
+                    "env": {"frame_skip": self.frame_skip},
+                    "budget": {"frames": cap},
+                }
+            )
+        )
+        self.n_steps = int(hyperparams["n_steps"])
+        kwargs = {k: make_schedule(v) if k in SCHEDULE_KEYS else v for k, v in hyperparams.items()}
+        if isinstance(policy_kwargs, DictConfig):
+            policy_kwargs = OmegaConf.to_container(policy_kwargs)
+        self.policy_kwargs = dict(policy_kwargs or {})
+
+        env = make_vector_env(
+            ctx.env_cfg, self.n_envs, same_step_autoreset=True, num_threads=int(ctx.resources.env_threads)
+        )
+        self.venv = SB3VecEnv(CountedVecEnv(env, self.frame_skip, ctx.ledger), clip_reward)
+        self.model = self.sb3_class(
+            policy,
+            self.venv,
+            policy_kwargs=self.policy_kwargs,
+            seed=int(ctx.seed),
+            device=str(ctx.resources.device),
+            verbose=0,
+            **kwargs,
+        )
+        self.model.budget_steps = cap // self.frame_skip
+        self.network = describe_policy(self.model, policy)
+        self.hyperparams = {"policy": policy, "n_envs": self.n_envs, "clip_reward": clip_reward, **kwargs}
+        self.callback = BudgetCallback(self)
+        self.rollouts = 0
+        self.exhausted = False
+        self.unused_frames = 0  # frames of a final rollout cut short by the cap (charged, never learnt from)
+
+    # --- Algorithm protocol ------------------------------------------------------------------------------------
+    def train_until(self, frames: int) -> bool:
+        """Whole rollouts until the ledger reaches `frames`; the last one may be cut short by the budget cap.
+
+        `learn()` starts another rollout while `num_timesteps` is below its total, and `num_timesteps` moves in
+        lockstep with the ledger's agent steps (every same-step auto-reset step is charged), so the total is
+        the smaller of the steps still wanted and the steps after which one more vector step still fits.
+        """
+        ledger = self.ctx.ledger
+        assert ledger.cap is not None
+        if self.exhausted or ledger.frames + self.n_envs * self.frame_skip > ledger.cap:
+            self.exhausted = True
+            return False
+        if ledger.frames >= frames or self.ctx.stop.is_set():
+            return True
+        wanted = math.ceil((frames - ledger.frames) / self.frame_skip)
+        fits = (ledger.cap - ledger.frames) // self.frame_skip - self.n_envs + 1
+        self.model.learn(
+            total_timesteps=min(wanted, fits),
+            callback=self.callback,
+            reset_num_timesteps=False,
+            log_interval=None,  # the harness prints its own progress line
+            progress_bar=False,
+        )
+        if ledger.frames + self.n_envs * self.frame_skip > ledger.cap:
+            self.exhausted = True
+        return not self.exhausted
+
+    def policy(self) -> ActFn:
+        return greedy(self.model)
+
+    def train_return(self) -> float:
+        """Mean unclipped return of the last (up to 100) finished training episodes; NaN before the first."""
+        buf = self.model.ep_info_buffer
+        return float(np.mean([e["r"] for e in buf])) if buf else float("nan")
+
+    def curve_stats(self) -> dict[str, Any]:
+        return {
+            "rollouts": self.rollouts,
+            "train_episodes": self.venv.episodes,
+            "train_return_mean": self.train_return(),
+            "unused_frames": self.unused_frames,
+        }
+
+    def record_extra(self) -> dict[str, Any]:
+        """Fields for run.json: which hyperparameter set was used and the values SB3 was given."""
+        given = {**self.hyperparams, "policy_kwargs": self.policy_kwargs}
+        return {
+            "hyperparams_source": self.hyperparams_source,
+            "sb3_class": stock_sb3_class(type(self)).__name__,
+            "sb3_hyperparams": _plain(given),
+        }
+
+    def save_policy(self, run_dir: Path) -> None:
+        self.model.save(Path(run_dir) / MODEL_ZIP)
+
+    def state_dict(self) -> dict[str, Any]:
+        buf = io.BytesIO()
+        self.model.save(buf)
+        return {
+            "model_zip": buf.getvalue(),
+            "num_timesteps": self.model.num_timesteps,
+            "n_updates": self.model._n_updates,
+            "ep_info": list(self.model.ep_info_buffer or []),
+            "rollouts": self.rollouts,
+            "episodes": self.venv.episodes,
+            "exhausted": self.exhausted,
+            "unused_frames": self.unused_frames,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Weights and optimizer state, counters and schedule progress; the envs restart with fresh seeds."""
+        self.model.set_parameters(io.BytesIO(state["model_zip"]), exact_match=True, device=self.model.device)
+        self.model.num_timesteps = int(state["num_timesteps"])
+        self.model._n_updates = int(state["n_updates"])
+        window = self.model._stats_window_size
+        self.model.ep_info_buffer = deque(state["ep_info"], maxlen=window)  # learn() then keeps both buffers
+        self.model.ep_success_buffer = deque(maxlen=window)
+        self.rollouts, self.venv.episodes = int(state["rollouts"]), int(state["episodes"])
+        self.exhausted, self.unused_frames = bool(state["exhausted"]), int(state["unused_frames"])
+        self.venv.seed(int(self.ctx.seed) + self.model.num_timesteps)  # not the episodes the run started with
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+def stock_sb3_class(cls: type[SB3Baseline]) -> type[OnPolicyAlgorithm]:
+    """The unmodified SB3 class behind a baseline (A2C or PPO)."""
+    return next(c for c in cls.sb3_class.__mro__ if c.__module__.startswith("stable_baselines3"))
+
+
+def _plain(v: Any) -> Any:
+    """JSON-friendly values: schedules and classes by their repr."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v if v is None or isinstance(v, (int, float, str, bool)) else repr(v)
+
+
+class A2CBaseline(SB3Baseline):
+    sb3_class = BudgetA2C
+
+
+class PPOBaseline(SB3Baseline):
+    sb3_class = BudgetPPO
+
+
+def greedy(model: OnPolicyAlgorithm) -> ActFn:
+    """The model's deterministic action for a batch of observations (the shared test evaluator's act fn)."""
+    policy = model.policy
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return policy.predict(obs, deterministic=True)[0]
+
+    return act
+
+
+# --- 4. reload and benchmark ---------------------------------------------------------------------------------------
+def load_policy(run_dir: Path) -> ActFn:
+    """The saved final model of a run as a greedy act fn, its class taken from the run's config.
+
+    It runs on the device it was trained on when that device exists here (so a replay repeats the run's own
+    arithmetic and hence its final score), else on the CPU.
+    """
+    from hydra.utils import get_class
+
+    run_dir = Path(run_dir)
+    cfg = read_json(run_dir / RUN_JSON)["config"]
+    cls: type[SB3Baseline] = get_class(cfg["algo"]["_target_"])
+    device = str(cfg.get("resources", {}).get("device", "cpu"))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        device = "cpu"
+    return greedy(cls.sb3_class.load(run_dir / MODEL_ZIP, device=device))
+
+
+def benchmark(
+    quick: bool = False,
+    frames: int | None = None,
+    chunks: int | None = None,
+    algo: str = "a2c",
+    env: str = "CartPole",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Harness overhead: training frames/s of SB3 through the harness vs bare SB3 `learn()`, interleaved.
+
+    Both train the same algorithm with the same resolved hyperparameters (the zoo set for `env`) on the same
+    env id, seed and torch threads, for `frames` frames each (default 200k; `quick`: 20k). Harness: the
+    baseline the runner builds, trained by `train_until` on the harness's env path with its budget callback
+    (the span the runner's `train_wall_s` covers, so test evaluation is excluded). Bare: SB3's `make_vec_env`
+    (DummyVecEnv + Monitor) and `learn()`. On a shared machine the load swings frames/s by 2x within
+    seconds, so the two are interleaved in `chunks` slices (alternating which goes first) and timed slice by
+    slice; the ratio is total harness frames/s over total bare frames/s, in CPU time (`time.process_time`:
+    the process's own work; torch runs one thread) as the headline and in wall-clock beside it. Slicing
+    restarts `learn()` more often than a real run's eval schedule does, which only adds harness overhead.
+    Returns `python -m neuroevo_bench.bench`'s row (name, project_fps, reference_fps, ratio, goal, detail).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import get_class, instantiate
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from neuroevo_bench.config import register_configs
+    from neuroevo_bench.envs import Ledger
+
+    frames = frames or (20_000 if quick else 200_000)
+    chunks = chunks or (10 if quick else 50)
+    register_configs()
+    overrides = [f"algo={algo}", f"env={env}", f"seed={seed}", f"budget.frames={frames}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    if cfg.env.kind != "gym":
+        raise ConfigError(
+            f"env={env}: the bare-SB3 reference builds SB3's own env, so only gym envs are valid"
+        )
+    torch.set_num_threads(int(cfg.resources.threads))
+    skip = int(cfg.env.frame_skip)
+
+    ledger = Ledger(cap=frames)
+    ctx = RunContext(env_cfg=cfg.env, ledger=ledger, seed=seed, resources=cfg.resources)
+    harness: SB3Baseline = instantiate(cfg.algo, _partial_=True)(ctx=ctx)
+    a = OmegaConf.to_container(cfg.algo, resolve=True)
+    assert isinstance(a, dict)
+    harness_only = ("_target_", "name", "hyperparams_source", "policy", "n_envs", "clip_reward")
+    hp = {k: make_schedule(v) if k in SCHEDULE_KEYS else v for k, v in a.items() if k not in harness_only}
+    venv = make_vec_env(cfg.env.id, n_envs=int(a["n_envs"]), seed=seed)
+    bare = stock_sb3_class(get_class(a["_target_"]))(
+        a["policy"], venv, seed=seed, device=str(cfg.resources.device), **hp
+    )
+
+    totals = {side: {"frames": 0, "cpu": 0.0, "wall": 0.0} for side in ("harness", "bare")}
+
+    def frames_done(side: str) -> int:
+        return ledger.frames if side == "harness" else bare.num_timesteps * skip
+
+    def run_slice(side: str, target: int) -> None:
+        n0, w0, c0 = frames_done(side), time.perf_counter(), time.process_time()
+        if side == "harness":
+            harness.train_until(target)
+        else:
+            steps = max(1, target // skip - bare.num_timesteps)
+            bare.learn(total_timesteps=steps, reset_num_timesteps=False)
+        c1, w1 = time.process_time(), time.perf_counter()
+        t = totals[side]
+        t["frames"] += frames_done(side) - n0
+        t["cpu"] += c1 - c0
+        t["wall"] += w1 - w0
+
+    try:
+        for i in range(chunks):
+            target = frames * (i + 1) // chunks
+            for side in ("harness", "bare") if i % 2 == 0 else ("bare", "harness"):
+                run_slice(side, target)
+    finally:
+        harness.close()
+        venv.close()
+
+    fps = {k: {side: t["frames"] / t[k] for side, t in totals.items()} for k in ("cpu", "wall")}
+    ratio = {k: v["harness"] / v["bare"] for k, v in fps.items()}
+    return {
+        "name": "sb3_overhead",
+        "project_fps": fps["cpu"]["harness"],
+        "reference_fps": fps["cpu"]["bare"],
+        "ratio": ratio["cpu"],
+        "goal": 0.95,
+        "detail": (
+            f"{algo} {cfg.env.id} ({a['hyperparams_source']}), {totals['harness']['frames']:,} vs "
+            f"{totals['bare']['frames']:,} frames in {chunks} interleaved slices, {cfg.resources.threads} torch "
+            f"thread(s). CPU-time frames/s: harness {fps['cpu']['harness']:,.0f} vs bare SB3 learn() "
+            f"{fps['cpu']['bare']:,.0f}. Wall-clock: {fps['wall']['harness']:,.0f} vs {fps['wall']['bare']:,.0f}"
+            f" (ratio {ratio['wall']:.3f})"
+        ),
+        "wall_ratio": ratio["wall"],
+        "totals": totals,
+    }
