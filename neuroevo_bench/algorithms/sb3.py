@@ -69,7 +69,8 @@ class SB3VecEnv(VecEnv):
         super().__init__(counted.num_envs, env.single_observation_space, env.single_action_space)
         self._actions: np.ndarray | None = None
         self._ep_return = np.zeros(self.num_envs)
-        self._ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self._steps = 0  # vector steps since reset; an episode's length = _steps - its start
+        self._ep_start = np.zeros(self.num_envs, dtype=np.int64)
         self._t0 = time.perf_counter()
         self.episodes = 0
 
@@ -79,32 +80,38 @@ class SB3VecEnv(VecEnv):
         self._reset_seeds()
         self._reset_options()
         self._ep_return[:] = 0.0
-        self._ep_length[:] = 0
+        self._steps = 0
+        self._ep_start[:] = 0
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Per step only a few array ops: this runs once per vector step (see `benchmark`)."""
         assert self._actions is not None, "step_async must come before step_wait"
         obs, reward, terminated, truncated, info, _ = self.counted.step(self._actions)
         self._actions = None
         self._ep_return += reward
-        self._ep_length += 1
-        dones = np.logical_or(terminated, truncated)
+        self._steps += 1
+        dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        if dones.any():
+        if "final_obs" in info:  # present only in a step where some sub-env's episode ended
             final_obs = info["final_obs"]
             elapsed = round(time.perf_counter() - self._t0, 6)
             for i in np.flatnonzero(dones):
                 infos[i] = {
                     "terminal_observation": final_obs[i],
                     "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
-                    "episode": {"r": float(self._ep_return[i]), "l": int(self._ep_length[i]), "t": elapsed},
+                    "episode": {
+                        "r": float(self._ep_return[i]),
+                        "l": int(self._steps - self._ep_start[i]),
+                        "t": elapsed,
+                    },
                 }
             self.episodes += int(dones.sum())
             self._ep_return[dones] = 0.0
-            self._ep_length[dones] = 0
+            self._ep_start[dones] = self._steps
         signal = np.sign(reward) if self.clip_reward else reward
         return obs, signal.astype(np.float32), dones, infos
 
@@ -492,11 +499,17 @@ def benchmark(
     )
 
     totals = {side: {"frames": 0, "cpu": 0.0, "wall": 0.0} for side in ("harness", "bare")}
+    # SB3 samples actions from torch's global generator and shuffles rollouts with numpy's: each side keeps its
+    # own streams, so that (same seed, same initial weights, same env seeds) both learn exactly the same and
+    # only the harness's cost differs.
+    rng = {side: (torch.get_rng_state(), np.random.get_state()) for side in totals}
 
     def frames_done(side: str) -> int:
         return ledger.frames if side == "harness" else bare.num_timesteps * skip
 
     def run_slice(side: str, target: int) -> None:
+        torch.set_rng_state(rng[side][0])
+        np.random.set_state(rng[side][1])
         n0, w0, c0 = frames_done(side), time.perf_counter(), time.process_time()
         if side == "harness":
             harness.train_until(target)
@@ -504,6 +517,7 @@ def benchmark(
             steps = max(1, target // skip - bare.num_timesteps)
             bare.learn(total_timesteps=steps, reset_num_timesteps=False)
         c1, w1 = time.process_time(), time.perf_counter()
+        rng[side] = (torch.get_rng_state(), np.random.get_state())
         t = totals[side]
         t["frames"] += frames_done(side) - n0
         t["cpu"] += c1 - c0
@@ -514,6 +528,10 @@ def benchmark(
             target = frames * (i + 1) // chunks
             for side in ("harness", "bare") if i % 2 == 0 else ("bare", "harness"):
                 run_slice(side, target)
+        same = all(
+            torch.equal(p, q)
+            for p, q in zip(harness.model.policy.parameters(), bare.policy.parameters(), strict=True)
+        )
     finally:
         harness.close()
         venv.close()
@@ -531,8 +549,9 @@ def benchmark(
             f"{totals['bare']['frames']:,} frames in {chunks} interleaved slices, {cfg.resources.threads} torch "
             f"thread(s). CPU-time frames/s: harness {fps['cpu']['harness']:,.0f} vs bare SB3 learn() "
             f"{fps['cpu']['bare']:,.0f}. Wall-clock: {fps['wall']['harness']:,.0f} vs {fps['wall']['bare']:,.0f}"
-            f" (ratio {ratio['wall']:.3f})"
+            f" (ratio {ratio['wall']:.3f}). Same trained weights on both sides: {'yes' if same else 'NO'}"
         ),
+        "identical_training": same,
         "wall_ratio": ratio["wall"],
         "totals": totals,
     }
