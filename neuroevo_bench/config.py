@@ -156,6 +156,8 @@ def validate(cfg: DictConfig) -> None:
     _positive(cfg, "env.frame_skip")
     if "population" in cfg.algo:
         validate_neuroevolution(cfg.algo)
+    if "n_steps" in cfg.algo:
+        validate_sb3(cfg)
 
 
 def validate_neuroevolution(a: DictConfig) -> None:

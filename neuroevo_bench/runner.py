@@ -208,6 +208,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         algo.close()
         raise
     info["network"] = algo.network
+    if hasattr(algo, "record_extra"):  # e.g. SB3: hyperparameter source and the effective values
+        info.update(algo.record_extra())
     tester: TestEvaluator | None = None
     try:
         tester = TestEvaluator(cfg.env, int(cfg.eval.episodes), int(cfg.eval.seed), eval_ledger)
@@ -235,7 +237,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 final_score=curve[-1]["score_mean"] if curve else None,
                 final_score_std=curve[-1]["score_std"] if curve else None,
                 finished_at=records.now_iso() if status != "running" else None,
-                generation_stats=algo.curve_stats(),
+                algo_stats=algo.curve_stats(),
             )
             records.write_curve(run_dir / records.CURVE_CSV, curve)
             records.write_json(run_dir / records.RUN_JSON, info)
