@@ -110,15 +110,19 @@ def plot_curves(
     title: str | None = None,
     legend: bool = True,
     step: bool = True,
+    log_x: bool = False,
 ) -> Axes:
     """Mean test return vs ``x`` with CI bands, one line per algo, for one env.
 
     ``curves``: the rows of :func:`.tables.curve_table` for one env (columns algo, x, mean, ci_low, ci_high,
     n_seeds). ``step=True`` draws the step-hold curves as steps (matching ``curve_table(interp="step")``);
-    ``x_label`` containing "frames" gets k/M tick labels.
+    ``x_label`` containing "frames" gets k/M tick labels. ``log_x`` draws x on a log scale (points at x = 0
+    left out): for wall-clock when algorithms differ in cost by orders of magnitude.
     """
     ax = ax if ax is not None else plt.gca()
     palette = palette or algo_palette(curves["algo"])
+    if log_x:
+        curves = curves[curves["x"] > 0]
     drawstyle, band_step = ("steps-post", "post") if step else ("default", None)
     for algo in order_algos(curves["algo"]):
         rows = curves[curves["algo"] == algo]
@@ -136,9 +140,12 @@ def plot_curves(
         )
     if threshold is not None and np.isfinite(threshold):
         ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1.0, label=f"threshold ({threshold:g})")
-    ax.set_xlabel(x_label)
+    ax.set_xlabel(x_label + (" (log scale)" if log_x else ""))
     ax.set_ylabel("test return")
-    ax.set_xlim(left=0)
+    if log_x:
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0)
     if "frames" in x_label:
         frames_axis(ax.xaxis)
     if title:

@@ -27,6 +27,7 @@ __all__ = ["Report", "analyze", "write_report"]
 
 logger = logging.getLogger(__name__)
 
+LOG_X_SPREAD = 20  # wall-clock curves go to a log axis when algorithms' run times differ more than this
 CURVE_AXES = {"frames": "frames", "train_wall_s": "training wall-clock [s]"}
 CURVE_FILE_STEMS = {"frames": "score_vs_frames", "train_wall_s": "score_vs_wallclock"}
 FIGURE_DIR = "figures"
@@ -156,7 +157,12 @@ def _figures(
         for x, label in CURVE_AXES.items():
             rows = curves[(curves["env"] == env) & (curves["x_axis"] == x)]
 
-            def draw(rows=rows, label=label, threshold=threshold, title=titles[env]) -> Figure:
+            ends = rows.groupby("algo")["x"].max()
+            log_x = (
+                x != "frames" and len(ends) > 1 and ends.min() > 0 and ends.max() / ends.min() > LOG_X_SPREAD
+            )
+
+            def draw(rows=rows, label=label, threshold=threshold, title=titles[env], log_x=log_x) -> Figure:
                 fig = Figure(figsize=(4.2, 3.4), layout="constrained")
                 plots.plot_curves(
                     rows,
@@ -166,6 +172,7 @@ def _figures(
                     threshold=threshold,
                     title=title,
                     step=step,
+                    log_x=log_x,
                 )
                 return fig
 
