@@ -248,8 +248,8 @@ class NatureCNN:
             h = F.conv2d(h, weight.reshape(r * out, c, k, k), bias.reshape(r * out), stride=stride, groups=r)
             h = torch.relu_(h)
         h = h.reshape(e, r, -1).transpose(0, 1)  # (R, E, features), channel-major per network as SB3 flattens
-        h = torch.relu_(_linear_rows(h, layers[-4], layers[-3]))
-        return _linear_rows(h, layers[-2], layers[-1])
+        h = torch.relu_(linear_rows(h, layers[-4], layers[-3]))
+        return linear_rows(h, layers[-2], layers[-1])
 
     def forward_one(self, flat: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """Outputs of one network (flat (P,)) on a batch of observations (B, C, H, W) -> (B, A)."""
@@ -261,7 +261,7 @@ class NatureCNN:
         return F.linear(h, layers[-2][0], layers[-1][0])
 
 
-def _linear_rows(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def linear_rows(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """R different linear layers on their own E inputs: h (R, E, in), weight (R, out, in), bias (R, out)."""
     if h.shape[1] == 1:
         return torch.baddbmm(bias.unsqueeze(-1), weight, h.transpose(1, 2)).transpose(1, 2)
