@@ -53,6 +53,16 @@ TINY_ATARI_GA = (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """As a run does (resources.threads=1): on a small shared machine, more torch threads than free cores make
+    the convolutions many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def random_actions(rng: np.random.Generator, env, n: int | None = None) -> np.ndarray:
     return rng.integers(0, env.single_action_space.n, n or env.num_envs)
 
