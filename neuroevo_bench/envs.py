@@ -215,11 +215,13 @@ def make_vector_env(
         return _make_atari(env_cfg, num_envs, same_step_autoreset, max_episode_frames, num_threads)
 
     kwargs: dict[str, Any] = dict(env_cfg.kwargs or {})
-    if max_episode_frames is not None:
-        kwargs["max_episode_steps"] = max(1, int(max_episode_frames) // int(env_cfg.frame_skip))
+    spec = gym.registry[env_cfg.id]
+    if max_episode_frames is not None:  # a cap only ever shortens the env's own episodes
+        cap = max(1, int(max_episode_frames) // int(env_cfg.frame_skip))
+        own = kwargs.get("max_episode_steps", spec.max_episode_steps)
+        kwargs["max_episode_steps"] = cap if own is None else min(cap, int(own))
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
-    spec = gym.registry[env_cfg.id]
     mode = env_cfg.vectorization
     if mode == "auto":
         mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
