@@ -35,7 +35,12 @@ from neuroevo_bench.evaluation import TestEvaluator, TestResult
 # Keys that may differ between a run and its resumption without making the two incomparable.
 RESUME_IGNORED_KEYS = ("resume", "overwrite", "progress_every_s", "checkpoint_every_s")
 # curve columns shown on the eval line when the algorithm reports them, with their short labels
-PROGRESS_KEYS = {"generation": "gen", "fitness_max": "fit max", "elite_score": "elite", "train_return": "train return"}
+PROGRESS_KEYS = {
+    "generation": "gen",
+    "fitness_max": "fit max",
+    "elite_score": "elite",
+    "train_return": "train return",
+}
 OWNED_FILES = (
     records.RUN_JSON,
     records.CURVE_CSV,
@@ -284,7 +289,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             fps = train_ledger.frames / train_wall if train_wall > 0 else 0.0
             shown = {PROGRESS_KEYS[k]: v for k, v in curve[-1].items() if k in PROGRESS_KEYS}
             progress.last_test = None
-            progress(train_ledger.frames, force=True, fps=fps, **shown, test=f"{r.mean():.1f} ± {r.std():.1f}")  # type: ignore[arg-type]
+            progress(
+                train_ledger.frames, force=True, fps=fps, **shown, test=f"{r.mean():.1f} ± {r.std():.1f}"
+            )  # type: ignore[arg-type]
             progress.last_test = float(r.mean())
 
         save("running")

@@ -9,10 +9,13 @@ from typing import ClassVar
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from neuroevo_bench.config import register_configs
+
+torch.set_num_threads(1)  # as resources.threads; more threads only fight over 2 shared cores (and slow tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
