@@ -15,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from neuroevo_bench.records import atomic_write_text, now_iso
 
 from .compare import Comparison, baseline_summary, machine_key
 from .labels import algo_label
@@ -64,10 +63,6 @@ HISTORY_COLUMNS = [
 ]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def summary_rows(
     runs: pd.DataFrame | None,
     *,
@@ -81,7 +76,7 @@ def summary_rows(
 
     ``verdicts`` maps (env, algo) - or (:data:`BENCH_ENV`, section) - to the comparison's verdict.
     """
-    date = date or _now()
+    date = date or now_iso()
     verdicts = verdicts or {}
     rows = []
     if runs is not None and len(runs):
@@ -149,7 +144,7 @@ def append_history(path: str | Path, rows: pd.DataFrame) -> Path:
     with _locked(path):
         header = _header(path)
         if header is None:
-            _atomic_write_text(path, rows.to_csv(index=False))
+            atomic_write_text(path, rows.to_csv(index=False))
         elif header == HISTORY_COLUMNS:
             with open(path, "a") as f:
                 f.write(rows.to_csv(index=False, header=False))
@@ -158,7 +153,7 @@ def append_history(path: str | Path, rows: pd.DataFrame) -> Path:
             extra = [c for c in old.columns if c not in HISTORY_COLUMNS]
             logger.warning("history %s has columns %s; rewriting it with the current ones", path, header)
             merged = pd.concat([old, rows.astype(object)], ignore_index=True)
-            _atomic_write_text(path, merged[HISTORY_COLUMNS + extra].to_csv(index=False))
+            atomic_write_text(path, merged[HISTORY_COLUMNS + extra].to_csv(index=False))
     return path
 
 
@@ -169,18 +164,6 @@ def _header(path: Path) -> list[str] | None:
     except FileNotFoundError:
         return None
     return first.split(",") if first else None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_history(path: str | Path) -> pd.DataFrame:
