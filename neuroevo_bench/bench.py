@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from neuroevo_bench.algorithms import RunContext
+from neuroevo_bench.algorithms.ga import GeneticAlgorithm
 from neuroevo_bench.envs import Ledger, make_vector_env
 from neuroevo_bench.evaluation import LocalEvaluator
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
@@ -53,20 +55,25 @@ def cartpole_setup(seed: int = 0):
     return net, store
 
 
-def evolved_population(store: ParamStore, n: int, generations: int, slots: int = 256) -> list[Genome]:
-    """A population after a few GA generations: a realistic mix of short and full-length episodes."""
-    rng = np.random.default_rng(0)
-    pop: list[Genome] = [(int(o),) for o in store.noise.sample_offsets(rng, n)]
-    net, _ = cartpole_setup()
-    ev = LocalEvaluator(CARTPOLE, net, store, slots)
-    for g in range(generations):
-        fit = ev.evaluate(pop, 3, g, Ledger()).fitness
-        order = np.argsort(-fit, kind="stable")
-        parents = [pop[i] for i in order[:20]]
-        offs = store.noise.sample_offsets(rng, len(pop) - 1)
-        pop = [pop[order[0]]] + [(*parents[rng.integers(20)], int(o)) for o in offs]
-    ev.close()
-    return pop
+def cartpole_ga(population: int, slots: int = SLOTS) -> GeneticAlgorithm:
+    """The project's GA on CartPole-v1 with the given population, outside the runner (no budget cap)."""
+    ctx = RunContext(
+        env_cfg=CARTPOLE, ledger=Ledger(), seed=0, resources=OmegaConf.create({"env_threads": 1})
+    )
+    return GeneticAlgorithm(ctx, population=population, slots=slots, noise_table_size=2**22, network=MLP)
+
+
+def evolved_population(store: ParamStore, n: int, generations: int) -> list[Genome]:
+    """A population after a few GA generations: a realistic mix of short and full-length episodes.
+
+    `store` must be :func:`cartpole_setup`'s (the GA below builds the same noise table from seed 0).
+    """
+    ga = cartpole_ga(n)
+    assert ga.noise.seed == store.noise.seed and ga.noise.size == store.noise.size
+    for _ in range(generations):
+        ga.step_generation()
+    ga.close()
+    return ga.population
 
 
 # --- ga_vs_naive ---------------------------------------------------------------------------------------------
@@ -110,18 +117,13 @@ def naive_generation(n_agents: int, episodes: int, seed: int) -> tuple[int, floa
 
 def project_generation(pop: list[Genome], slots: int) -> tuple[int, float]:
     """One complete generation of the project's GA (population evaluation, elite validation, mutation)."""
-    from neuroevo_bench.algorithms import RunContext
-    from neuroevo_bench.algorithms.ga import GeneticAlgorithm
-
-    ledger = Ledger()
-    ctx = RunContext(env_cfg=CARTPOLE, ledger=ledger, seed=0, resources=OmegaConf.create({"env_threads": 1}))
-    ga = GeneticAlgorithm(ctx, population=len(pop), slots=slots, noise_table_size=2**22, network=MLP)
+    ga = cartpole_ga(len(pop), slots)
     ga.population = list(pop)
     t0 = time.perf_counter()
     ga.step_generation()
     dt = time.perf_counter() - t0
     ga.close()
-    return ledger.frames, dt
+    return ga.ctx.ledger.frames, dt
 
 
 def bench_ga_vs_naive(quick: bool) -> dict[str, Any]:

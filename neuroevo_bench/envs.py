@@ -8,7 +8,6 @@ Every algorithm (GA, random search, SB3) and the shared test evaluator builds it
 from __future__ import annotations
 
 import functools
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -337,9 +336,3 @@ class CountedVecEnv:
 
     def close(self) -> None:
         self.env.close()
-
-
-def import_object(path: str) -> Any:
-    """Import `package.module:attr` or `package.module.attr`."""
-    module, _, attr = path.replace(":", ".").rpartition(".")
-    return getattr(importlib.import_module(module), attr)
