@@ -58,7 +58,10 @@ def cartpole_setup(seed: int = 0):
 def cartpole_ga(population: int, slots: int = SLOTS) -> GeneticAlgorithm:
     """The project's GA on CartPole-v1 with the given population, outside the runner (no budget cap)."""
     ctx = RunContext(
-        env_cfg=CARTPOLE, ledger=Ledger(), seed=0, resources=OmegaConf.create({"env_threads": 1})
+        env_cfg=CARTPOLE,
+        ledger=Ledger(),
+        seed=0,
+        resources=OmegaConf.create({"env_threads": 1, "device": "cpu"}),
     )
     return GeneticAlgorithm(ctx, population=population, slots=slots, noise_table_size=2**22, network=MLP)
 

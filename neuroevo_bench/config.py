@@ -151,6 +151,14 @@ def validate(cfg: DictConfig) -> None:
         )
     if cfg.resources.device not in ("cpu", "cuda") and not str(cfg.resources.device).startswith("cuda:"):
         raise ConfigError(f"resources.device={cfg.resources.device!r}; valid: cpu, cuda, cuda:N")
+    if str(cfg.resources.device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"resources.device={cfg.resources.device!r} but torch sees no CUDA device "
+                "(torch.cuda.is_available() is False); use resources.device=cpu"
+            )
     if cfg.env.kind not in ("gym", "atari"):
         raise ConfigError(f"env.kind={cfg.env.kind!r}; valid: gym, atari")
     _positive(cfg, "env.frame_skip")

@@ -240,6 +240,7 @@ class LocalEvaluator:
         max_episode_frames: int | None = None,
         env_threads: int = 0,
         shards: int = 1,
+        device: str = "cpu",
     ) -> None:
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shards={shards!r} is invalid: it must be a positive integer")
@@ -250,7 +251,7 @@ class LocalEvaluator:
             env_cfg, self.slots, max_episode_frames=max_episode_frames, num_threads=env_threads
         )
         self.frame_skip = int(env_cfg.frame_skip)
-        self.weights = RowWeights(net, self.slots + 1)
+        self.weights = RowWeights(net, self.slots + 1, device)
 
     def evaluate(
         self, genomes: Sequence[Genome], episodes: int, seed: int, ledger: Ledger

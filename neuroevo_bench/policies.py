@@ -340,19 +340,27 @@ def make_network(net_cfg: Any, observation_space: gym.Space, action_space: gym.S
 
 
 class RowWeights:
-    """One network per row, in contiguous per-layer buffers (the per-step forward never gathers weights)."""
+    """One network per row, in contiguous per-layer buffers (the per-step forward never gathers weights).
 
-    def __init__(self, net: Network | NatureCNN, rows: int) -> None:
+    `device` holds the buffers (`resources.device`: cpu, or cuda for the batched forward on a GPU). On a CPU the
+    MLP runs on NumPy views of the same buffers (see Network.forward_rows) unless `numpy_forward=False`.
+    """
+
+    def __init__(
+        self, net: Network | NatureCNN, rows: int, device: str = "cpu", numpy_forward: bool | None = None
+    ) -> None:
         self.net = net
         self.rows = int(rows)
-        self.layers = net.split(torch.zeros(self.rows, net.n_params))
-        # The MLP runs on NumPy views of the same buffers (see Network.forward_rows).
-        self.numpy_layers = [b.numpy() for b in self.layers] if isinstance(net, Network) else None
+        self.device = torch.device(device)
+        self.layers = net.split(torch.zeros(self.rows, net.n_params, device=self.device))
+        if numpy_forward is None:
+            numpy_forward = isinstance(net, Network) and self.device.type == "cpu"
+        self.numpy_layers = [b.numpy() for b in self.layers] if numpy_forward else None
 
     def load(self, rows: np.ndarray, flat: torch.Tensor) -> None:
-        """Copy the flat parameters (k, P) into rows (k,)."""
-        idx = torch.as_tensor(rows)
-        for buf, part in zip(self.layers, self.net.split(flat), strict=True):
+        """Copy the flat parameters (k, P), built on the CPU, into rows (k,)."""
+        idx = torch.as_tensor(rows, device=self.device)
+        for buf, part in zip(self.layers, self.net.split(flat.to(self.device)), strict=True):
             buf[idx] = part
 
     @torch.no_grad()
@@ -364,8 +372,9 @@ class RowWeights:
                 self.net.forward_rows(layers, x.astype(np.float32, copy=False))[row, lane]
             )
         layers = [buf[:hi] for buf in self.layers]
-        out = self.net.forward_rows(layers, torch.as_tensor(x, dtype=torch.float32))
-        return self.net.to_actions(out[torch.from_numpy(row), torch.from_numpy(lane)])
+        out = self.net.forward_rows(layers, torch.as_tensor(x, dtype=torch.float32, device=self.device))
+        picked = out[torch.as_tensor(row, device=self.device), torch.as_tensor(lane, device=self.device)]
+        return self.net.to_actions(picked.cpu())
 
 
 def flat_policy(net: Network, flat: torch.Tensor):

@@ -132,6 +132,7 @@ BAD_INPUTS = [
     (["algo.mutation_power=-0.1"], "algo.mutation_power=-0.1 is invalid"),
     (["eval.every_frames=600000"], "eval.every_frames=600000 is larger than budget.frames=500000"),
     (["env=gym", "env.id=FrozenLake-v1"], "observation space Discrete(16) is not supported"),
+    (["resources.device=tpu"], "resources.device='tpu'; valid: cpu, cuda, cuda:N"),
 ]
 
 
@@ -147,3 +148,28 @@ def test_bad_input_fails_early_with_a_clear_message(tmp_path, overrides, message
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout, proc.stderr[-2000:]
     assert not (tmp_path / "run" / "run.json").exists()  # no work started, nothing written
+
+
+def test_torch_forward_path_matches_numpy_path():
+    """resources.device=cuda takes the torch path of the rows forward; on a CPU both paths must agree."""
+    import gymnasium as gym
+    from omegaconf import OmegaConf
+
+    from neuroevo_bench.policies import RowWeights, make_network
+
+    net = make_network(
+        OmegaConf.create({"hidden": [64, 64], "activation": "relu"}),
+        gym.spaces.Box(-np.inf, np.inf, (4,), np.float32),
+        gym.spaces.Discrete(2),
+    )
+    store = ParamStore(NoiseTable(1, 1 << 16, net.n_params), net.init_scale(), 0.02)
+    rng = np.random.default_rng(0)
+    pop = [(int(o),) for o in store.noise.sample_offsets(rng, 9)]
+    flat = store.build(store.plan(pop), np.arange(9))
+    fast, slow = RowWeights(net, 10), RowWeights(net, 10, "cpu", numpy_forward=False)
+    assert fast.numpy_layers is not None and slow.numpy_layers is None
+    for w in (fast, slow):
+        w.load(np.arange(9), flat)
+    x = rng.standard_normal((9, 3, 4)).astype(np.float32)
+    row, lane = np.repeat(np.arange(9), 3), np.tile(np.arange(3), 9)
+    np.testing.assert_array_equal(fast.act(x, 9, row, lane), slow.act(x, 9, row, lane))

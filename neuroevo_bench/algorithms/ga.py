@@ -48,7 +48,16 @@ def make_evaluator(
         from neuroevo_bench.ray_evaluator import RayEvaluator
 
         return RayEvaluator(ctx.evaluator_cfg, ctx.env_cfg, net, store, slots, max_frames, shards)
-    return LocalEvaluator(ctx.env_cfg, net, store, slots, max_frames, ctx.resources.env_threads, shards)
+    return LocalEvaluator(
+        ctx.env_cfg,
+        net,
+        store,
+        slots,
+        max_frames,
+        ctx.resources.env_threads,
+        shards,
+        str(ctx.resources.device),
+    )
 
 
 class GeneticAlgorithm:
