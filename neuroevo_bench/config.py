@@ -139,6 +139,8 @@ def validate(cfg: DictConfig) -> None:
     _positive(cfg, "eval.episodes")
     _positive(cfg, "resources.threads")
     _positive(cfg, "seed", allow_zero=True)
+    if cfg.resume and cfg.overwrite:
+        raise ConfigError("resume=true and overwrite=true contradict each other: pass one of them")
     if cfg.eval.every_frames > cfg.budget.frames:
         raise ConfigError(
             f"eval.every_frames={cfg.eval.every_frames} is larger than budget.frames={cfg.budget.frames}: "

@@ -212,6 +212,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     except BaseException:
         algo.close()
         raise
+    if ckpt is not None and ckpt.get(
+        "finished"
+    ):  # resume=true on a complete run: nothing to do, nothing changed
+        algo.close()
+        done = records.read_json(run_dir / records.RUN_JSON)
+        print(f"[{label}] already complete; nothing to resume", flush=True)
+        print_summary(done, run_dir)
+        return done
     info["network"] = algo.network
     info["env_settings"] = env_info(cfg.env).settings  # what the built env does, read back (Atari: protocol)
     if hasattr(algo, "record_extra"):  # e.g. SB3: hyperparameter source and the effective values
@@ -248,10 +256,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             records.write_curve(run_dir / records.CURVE_CSV, curve)
             records.write_json(run_dir / records.RUN_JSON, info)
 
-        def checkpoint() -> None:
+        def checkpoint(finished: bool = False) -> None:
             records.save_pickle(
                 run_dir / records.CHECKPOINT,
                 {
+                    "finished": finished,
                     "fingerprint": config_fingerprint(cfg),
                     "algo": algo.state_dict(),
                     "train_frames": train_ledger.frames,
@@ -320,7 +329,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             print(f"[{label}] interrupted; resume with the same command plus resume=true", flush=True)
             return info
         algo.save_policy(run_dir)
-        checkpoint()
+        checkpoint(finished=True)
         save("ok")
         print_summary(info, run_dir)
         return info

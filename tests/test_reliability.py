@@ -130,9 +130,11 @@ def test_resume_with_a_changed_config_is_refused(make_cfg, tmp_path):
 def test_resume_of_a_finished_run_changes_nothing(make_cfg, tmp_path):
     base = ("algo=ga", "algo.population=20", "budget.frames=20000", "eval.every_frames=10000")
     first = run(make_cfg(*base), tmp_path)
+    files = {name: (tmp_path / name).read_bytes() for name in ("run.json", "curve.csv", "champion.json")}
     again = run(make_cfg(*base, "resume=true"), tmp_path)
     assert again["train_frames"] == first["train_frames"]
     assert again["final_score"] == first["final_score"]
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
 
 
 def test_a_failing_sweep_job_does_not_stop_the_others(tmp_path):

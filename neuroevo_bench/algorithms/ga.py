@@ -165,10 +165,17 @@ class GeneticAlgorithm:
         return [self.elite] + [(*parents[p], int(o)) for p, o in zip(choice, offsets, strict=True)]
 
     def _cut_short(self, frames0: int, where: str) -> None:
+        """Record that the budget cap stopped generation `self.generation` (0-based) before it completed.
+
+        `generation` in the curve counts completed generations, so this row keeps that count; its population
+        statistics are left empty rather than repeating the previous generation's; the elite (the test
+        policy) is unchanged.
+        """
         self.exhausted = True
         self.last = {
-            **self.last,
+            "elite_score": self.elite_score,
             "generation_complete": False,
+            "cut_short_generation": self.generation,
             "cut_short_in": where,
             "cut_short_frames": self.ctx.ledger.frames - frames0,
         }
