@@ -120,8 +120,8 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("sanitize", _sanitize)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
-    cs.store(group="algo", name="base_neuroevolution", node=NeuroevolutionConfig)
-    cs.store(group="env", name="base_env", node=EnvConfig)
+    cs.store(group="schema/algo", name="neuroevolution", node=NeuroevolutionConfig)
+    cs.store(group="schema/env", name="env", node=EnvConfig)
 
 
 def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
@@ -248,8 +248,8 @@ class PPOConfig(SB3Config):
     target_kl: float | None = None
 
 
-ConfigStore.instance().store(group="algo", name="base_a2c", node=A2CConfig)
-ConfigStore.instance().store(group="algo", name="base_ppo", node=PPOConfig)
+ConfigStore.instance().store(group="schema/algo", name="a2c", node=A2CConfig)
+ConfigStore.instance().store(group="schema/algo", name="ppo", node=PPOConfig)
 
 
 def validate_schedule(value: Any, key: str, allow_none: bool = False) -> None:
