@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from neuroevo_bench import records
 from neuroevo_bench.algorithms import ActFn, Algorithm, RunContext
 from neuroevo_bench.config import ConfigError, validate
-from neuroevo_bench.envs import Ledger, ensure_registered, env_info
+from neuroevo_bench.envs import Ledger, ensure_registered
 from neuroevo_bench.evaluation import TestEvaluator, TestResult
 
 # Keys that may differ between a run and its resumption without making the two incomparable.
@@ -221,7 +221,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         print_summary(done, run_dir)
         return done
     info["network"] = algo.network
-    info["env_settings"] = env_info(cfg.env).settings  # what the built env does, read back (Atari: protocol)
+    info["env_settings"] = ctx.env_info.settings  # what the built env does, read back (Atari: protocol)
     if hasattr(algo, "record_extra"):  # e.g. SB3: hyperparameter source and the effective values
         info.update(algo.record_extra())
     tester: TestEvaluator | None = None

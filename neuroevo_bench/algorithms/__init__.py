@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from neuroevo_bench.envs import Ledger
+from neuroevo_bench.envs import EnvSpecInfo, Ledger, env_info
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -30,6 +31,11 @@ class RunContext:
     evaluator_cfg: Any = None
     progress: Callable[..., None] = lambda *_, **__: None
     stop: threading.Event = field(default_factory=threading.Event)
+
+    @cached_property
+    def env_info(self) -> EnvSpecInfo:
+        """The env's spaces and settings, read back from a built env once per run (runner and algorithm share it)."""
+        return env_info(self.env_cfg)
 
 
 class Algorithm(Protocol):

@@ -72,7 +72,7 @@ class GeneticAlgorithm:
         elite_candidates: int = 10,
         elite_episodes: int = 5,
         fitness_max_frames: int | None = None,
-        slots: int = 256,
+        slots: int = 512,
         shards: int = 1,
         noise_table_size: int = 2**22,
         noise_seed: int | None = None,
@@ -87,7 +87,7 @@ class GeneticAlgorithm:
             int(elite_candidates),
             int(elite_episodes),
         )
-        self.net = build_network(ctx.env_cfg, network)
+        self.net = make_network(network, ctx.env_info.observation_space, ctx.env_info.action_space)
         self.network = self.net.describe()
         self.noise_seed = int(ctx.seed if noise_seed is None else noise_seed)
         self.noise = NoiseTable(self.noise_seed, int(noise_table_size), self.net.n_params)
