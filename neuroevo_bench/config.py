@@ -38,7 +38,7 @@ class NeuroevolutionConfig:
     elite_candidates: int = 10
     elite_episodes: int = 5
     fitness_max_frames: int | None = None
-    slots: int = 256
+    slots: int = 512
     shards: int = 1  # contiguous population shards, each on its own env (the unit of work of evaluator=ray)
     noise_table_size: int = 2**22
     noise_seed: int | None = None

@@ -162,6 +162,12 @@ class ShardResult:
     complete: bool
 
 
+def check_shards(shards: Any) -> None:
+    """The shard count both evaluators take (also checked with the config; evaluators can be built directly)."""
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"algo.shards={shards!r} is invalid: it must be a positive integer")
+
+
 def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
     """`[lo, hi)` of each of `shards` contiguous parts of a population of `n` (larger parts first).
 
@@ -242,8 +248,7 @@ class LocalEvaluator:
         shards: int = 1,
         device: str = "cpu",
     ) -> None:
-        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-            raise ValueError(f"shards={shards!r} is invalid: it must be a positive integer")
+        check_shards(shards)
         self.net, self.store = net, store
         self.shards = shards
         self.slots = int(slots)

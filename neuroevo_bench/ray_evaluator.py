@@ -39,6 +39,7 @@ from neuroevo_bench.evaluation import (
     LocalEvaluator,
     PopulationResult,
     ShardResult,
+    check_shards,
     empty_shard,
     merge_shards,
     shard_bounds,
@@ -235,8 +236,7 @@ class RayEvaluator:
         max_episode_frames: int | None = None,
         shards: int = 1,
     ) -> None:
-        if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-            raise ValueError(f"algo.shards={shards!r} is invalid: it must be a positive integer")
+        check_shards(shards)
         self.settings = s = RaySettings.from_config(evaluator_cfg)
         self.shards = shards
         if shards < s.num_workers:
