@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuroevo_bench.records import cpu_model, git_commit  # stdlib only: no training stack
+from neuroevo_bench.records import git_commit  # stdlib only: no training stack
 
 from . import stats, tables
 from .labels import algo_label, format_count, format_score, order_algos, score_decimals
@@ -822,8 +822,3 @@ def baseline_summary(
             }
         )
     return pd.DataFrame(rows)
-
-
-def this_machine() -> str:
-    """This machine's key, for history rows without runs (a speed benchmark has its own meta.machine)."""
-    return machine_key({"cpu": cpu_model(), "cores": os.cpu_count()})
