@@ -31,6 +31,7 @@ class NeuroevolutionConfig:
 
     _target_: str = "neuroevo_bench.algorithms.ga.GeneticAlgorithm"
     name: str = "ga"
+    variant: str = "such2017"  # such2017 (the paper's Algorithm 1) | chopra (Chopra's notebook)
     population: int = 500
     truncation: int = 20
     mutation_power: float = 0.02
@@ -170,7 +171,12 @@ def validate(cfg: DictConfig) -> None:
         validate_sb3(cfg)
 
 
+GA_VARIANTS = ("such2017", "chopra")
+
+
 def validate_neuroevolution(a: DictConfig) -> None:
+    if a.variant not in GA_VARIANTS:
+        raise ConfigError(f"algo.variant={a.variant!r} is invalid; valid: {', '.join(GA_VARIANTS)}")
     keys = ("population", "episodes_per_fitness", "elite_episodes", "slots", "shards", "noise_table_size")
     for key in keys:
         _positive(a, key)

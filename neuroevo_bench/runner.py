@@ -187,6 +187,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "eval_wall_s": 0.0,
         "final_score": None,
         "final_score_std": None,
+        "untrained": None,
         "score_threshold": cfg.env.threshold,
         "score_random": cfg.env.score_random,
         "score_max": cfg.env.score_max,
@@ -252,6 +253,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 final_score_std=curve[-1]["score_std"] if curve else None,
                 finished_at=records.now_iso() if status != "running" else None,
                 algo_stats=algo.curve_stats(),
+                # GA/RS: no generation completed, so the test policy is an untrained network
+                untrained=bool(getattr(algo, "untrained", False)),
             )
             records.write_curve(run_dir / records.CURVE_CSV, curve)
             records.write_json(run_dir / records.RUN_JSON, info)

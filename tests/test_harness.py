@@ -23,24 +23,40 @@ def read_curve(run_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("algo", "eval_frames", "generations"),
+    ("algo", "variant", "budget", "eval_frames", "generations"),
     [
-        ("ga", [0, 240, 480, 720, 960, 1000], [0, 2, 4, 6, 8, 8]),
-        ("random", [0, 260, 540, 820, 960, 1000], [0, 2, 4, 6, 7, 7]),
+        ("ga", "such2017", 1030, [0, 300, 500, 800, 1000, 1030], [0, 3, 5, 8, 10, 10]),
+        ("random", "such2017", 1030, [0, 300, 500, 800, 1000, 1030], [0, 3, 5, 8, 10, 10]),
+        ("ga", "chopra", 1000, [0, 240, 480, 720, 960, 1000], [0, 2, 4, 6, 8, 8]),
+        ("random", "chopra", 1000, [0, 260, 540, 820, 960, 1000], [0, 2, 4, 6, 7, 7]),
     ],
 )
-def test_exact_frame_accounting_on_toy_env(make_cfg, tmp_path, algo, eval_frames, generations):
-    """Every episode is 10 frames. A generation: N=4 x 2 episodes = 80 frames, plus validation x 2 episodes
-    of the top 2 and the elite / best so far (GA: the elite is individual 0, already among the top 2 on
-    this flat fitness, so 2 x 2 x 10 = 40; random search: the best so far comes on top from the second
-    generation, 3 x 2 x 10 = 60). GA: 120 a generation, 8 = 960; random: 120 + 6 x 140 = 960. The next
-    generation is cut short at 1000 exactly: 8 slots of 1 frame per step fit 5 more steps, a 6th would
-    exceed the cap. Next-step auto-resets and idle slots are not charged, or the counts would be higher."""
-    cfg = make_cfg(f"algo={algo}", *TOY, *TINY_GA, "budget.frames=1000", "eval.every_frames=240")
+def test_exact_frame_accounting_on_toy_env(
+    make_cfg, tmp_path, algo, variant, budget, eval_frames, generations
+):
+    """Every episode is 10 frames; N=4, 2 episodes per fitness, C=2 candidates, 2 validation episodes.
+
+    such2017 (GA and random search alike): N-1=3 new individuals x 2 episodes = 60 frames, plus exactly C=2
+    candidates x 2 episodes = 40: 100 a generation, 10 = 1000. The 11th is cut short at 1030 exactly: its 6
+    slots (3 x 2 tasks) of 1 frame per step fit 5 more steps, a 6th would exceed the cap.
+    chopra: N=4 x 2 episodes = 80, plus validation of the top 2 and the elite / best so far (GA: the elite is
+    individual 0, already among the top 2 on this flat fitness, so 2 x 2 x 10 = 40; random search: the best so
+    far comes on top from the second generation, 3 x 2 x 10 = 60). GA: 120 a generation, 8 = 960; random: 120
+    + 6 x 140 = 960; cut short at 1000 by 8 slots. Next-step auto-resets and idle slots are not charged, or
+    the counts would be higher."""
+    cfg = make_cfg(
+        f"algo={algo}",
+        *TOY,
+        *TINY_GA,
+        f"algo.variant={variant}",
+        f"budget.frames={budget}",
+        "eval.every_frames=240",
+    )
     info = run(cfg, tmp_path)
     assert info["status"] == "ok"
-    assert info["train_frames"] == 1000
-    assert info["agent_steps"] == 1000
+    assert info["train_frames"] == budget
+    assert info["agent_steps"] == budget
+    assert info["untrained"] is False
     curve = read_curve(tmp_path)
     frames = [int(r["frames"]) for r in curve]
     assert frames == eval_frames  # eval at 0, at each generation boundary past every 240 frames, at the end
@@ -51,7 +67,7 @@ def test_exact_frame_accounting_on_toy_env(make_cfg, tmp_path, algo, eval_frames
     assert [int(r["eval_frames"]) for r in curve] == [30 * (i + 1) for i in range(len(curve))]
     assert float(curve[-1]["score_mean"]) == TOY_LENGTH
     saved = json.loads((tmp_path / "run.json").read_text())
-    assert saved["train_frames"] <= saved["budget_frames"] == 1000
+    assert saved["train_frames"] <= saved["budget_frames"] == budget
 
 
 @pytest.mark.parametrize("budget", [119, 120, 121, 537])

@@ -1,13 +1,22 @@
 """Deep-neuroevolution genetic algorithm (Such et al. 2017, arXiv 1712.06567), vectorised over the population.
 
-Each generation: evaluate all N individuals (`episodes_per_fitness` episodes each); the top T are the parents;
-the elite is the best of the top C candidates (the previous elite among them) re-evaluated on
-`elite_episodes` extra episodes, and passes on unchanged; the other N-1 children are a uniformly chosen parent
-plus sigma * N(0, I). Every episode, validation ones included, is charged to the training budget.
+Two variants, chosen by `variant` (`algo.variant`); both charge every episode, validation ones included, to
+the training budget, and both carry the elite into the next generation unchanged.
+
+`such2017` (default): the paper's Algorithm 1 and its GPU code (uber-research/deep-neuroevolution,
+`gpu_implementation/ga.py`). A generation evaluates N-1 new individuals (`episodes_per_fitness` episodes
+each); the elite candidates are the top C of them in the first generation, then the previous elite plus the
+top C-1 (C in all), re-evaluated on `elite_episodes` extra episodes, the best becoming the elite; the T
+parents are the elite plus the best others by fitness; the next N-1 children are a uniformly chosen parent
+plus sigma * N(0, I), and the elite (not re-evaluated in the population) makes the population N.
+
+`chopra`: P. Chopra's notebook (paraschopra/deepneuroevolution, 2019), what this harness did before. All N
+individuals are evaluated, the elite among them; the candidates are the top C plus the previous elite when it
+is not among them (C+1 validations); the T parents are the top T by fitness alone.
 
 Individuals are compact genomes (see :mod:`neuroevo_bench.genome`). With `truncation: 0` there are no
-parents: every generation samples fresh networks and the best so far is kept and re-validated, which is
-random search (:mod:`neuroevo_bench.algorithms.random_search`).
+parents: every generation samples fresh networks and the best so far is kept and re-validated like the
+elite, which is random search (:mod:`neuroevo_bench.algorithms.random_search`).
 """
 
 from __future__ import annotations
@@ -16,11 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from neuroevo_bench.algorithms import ActFn, RunContext
-from neuroevo_bench.envs import env_info
+from neuroevo_bench.config import GA_VARIANTS
+from neuroevo_bench.envs import atari_episode_cap
 from neuroevo_bench.evaluation import LocalEvaluator, PopulationEvaluator
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
 from neuroevo_bench.policies import Network, flat_policy, make_network, network_from_spec, network_spec
@@ -30,9 +41,14 @@ CHAMPION_JSON = "champion.json"
 SEED_LIMIT = 2**31
 
 
-def build_network(env_cfg: Any, net_cfg: Any) -> Network:
-    info = env_info(env_cfg)
-    return make_network(net_cfg, info.observation_space, info.action_space)
+def episode_frames_cap(env_cfg: Any, fitness_max_frames: int | None) -> int | None:
+    """The most frames one fitness episode can last: the env's episode cap or the fitness cap, whichever is
+    shorter; None when neither caps it."""
+    if env_cfg.kind == "atari":
+        return atari_episode_cap(env_cfg, fitness_max_frames)
+    steps = (env_cfg.kwargs or {}).get("max_episode_steps", gym.registry[env_cfg.id].max_episode_steps)
+    caps = [int(c) for c in (fitness_max_frames, None if steps is None else steps * env_cfg.frame_skip) if c]
+    return min(caps) if caps else None
 
 
 def make_evaluator(
@@ -65,6 +81,7 @@ class GeneticAlgorithm:
         self,
         ctx: RunContext,
         name: str = "ga",
+        variant: str = "such2017",
         population: int = 500,
         truncation: int = 20,
         mutation_power: float = 0.02,
@@ -78,8 +95,11 @@ class GeneticAlgorithm:
         noise_seed: int | None = None,
         network: Any = None,
     ) -> None:
+        if variant not in GA_VARIANTS:
+            raise ValueError(f"algo.variant={variant!r} is invalid; valid: {', '.join(GA_VARIANTS)}")
         self.ctx = ctx
         self.name = name
+        self.paper = variant == "such2017"
         self.n, self.t = int(population), int(truncation)
         self.sigma = float(mutation_power)
         self.episodes, self.n_candidates, self.val_episodes = (
@@ -92,17 +112,41 @@ class GeneticAlgorithm:
         self.noise_seed = int(ctx.seed if noise_seed is None else noise_seed)
         self.noise = NoiseTable(self.noise_seed, int(noise_table_size), self.net.n_params)
         self.store = ParamStore(self.noise, self.net.init_scale(), self.sigma)
-        slots = min(int(slots), self.n * self.episodes)
+        # The individuals evaluated each generation: N-1 new ones (such2017; the elite makes N), or all N.
+        self.n_new = self.n - 1 if self.paper else self.n
+        slots = min(int(slots), self.n_new * self.episodes)
         self.evaluator: PopulationEvaluator = make_evaluator(
             ctx, self.net, self.store, slots, fitness_max_frames, int(shards)
         )
         self.rng = np.random.default_rng(np.random.SeedSequence([int(ctx.seed), 0x6A]))
         self.generation = 0
-        self.population: list[Genome] = self._fresh(self.n)
+        self.population: list[Genome] = self._fresh(self.n_new)
         self.elite: Genome | None = None
         self.elite_score = float("nan")
         self.last: dict[str, Any] = {}
         self.exhausted = False
+        self._warn_if_budget_below_one_generation(fitness_max_frames)
+
+    @property
+    def untrained(self) -> bool:
+        """True while no generation has completed: the test policy is then an untrained network."""
+        return self.generation == 0
+
+    def _warn_if_budget_below_one_generation(self, fitness_max_frames: int | None) -> None:
+        """Say at the start when the budget may not hold one generation (every episode at its cap)."""
+        episode_cap = episode_frames_cap(self.ctx.env_cfg, fitness_max_frames)
+        budget = self.ctx.ledger.cap
+        episodes = self.n_new * self.episodes + self.n_candidates * self.val_episodes
+        if episode_cap is None or budget is None or budget >= episodes * episode_cap:
+            return
+        print(
+            f"warning: budget.frames={budget:,} may not complete one {self.name} generation: it takes up to "
+            f"{episodes * episode_cap:,} frames ({self.n_new} individuals x {self.episodes} episodes + "
+            f"{self.n_candidates} elite candidates x {self.val_episodes} episodes, up to {episode_cap:,} frames "
+            "each). If none completes, the score is an untrained network's (run.json: untrained=true); raise "
+            "budget.frames or lower algo.population / algo.episodes_per_fitness.",
+            flush=True,
+        )
 
     # --- one generation -------------------------------------------------------------------------------
     def _fresh(self, k: int) -> list[Genome]:
@@ -110,6 +154,16 @@ class GeneticAlgorithm:
 
     def _env_seed(self) -> int:
         return int(self.rng.integers(0, SEED_LIMIT))
+
+    def _candidates(self, order: np.ndarray) -> list[int]:
+        """Elite candidates as indices into the population, -1 standing for the previous elite."""
+        top = [int(i) for i in order[: self.n_candidates]]
+        if self.elite is None:
+            return top  # first generation (both variants): the top C
+        if self.paper:
+            return [-1, *top[: self.n_candidates - 1]]  # the previous elite plus the top C-1
+        in_population = [i for i in top if self.population[i] == self.elite]
+        return top if in_population else [*top, -1]  # chopra: the top C, plus the elite if not among them
 
     def step_generation(self) -> bool:
         """Run one generation; False if the budget cap cut it short (then nothing is updated)."""
@@ -122,15 +176,15 @@ class GeneticAlgorithm:
             return False
         fitness = res.fitness
         order = np.argsort(-fitness, kind="stable")
-        candidates = [self.population[i] for i in order[: self.n_candidates]]
-        if self.elite is not None and self.elite not in candidates:
-            candidates.append(self.elite)
-        val = self.evaluator.evaluate(candidates, self.val_episodes, self._env_seed(), ledger)
+        candidates = self._candidates(order)
+        genomes = [self.elite if i < 0 else self.population[i] for i in candidates]
+        val = self.evaluator.evaluate(genomes, self.val_episodes, self._env_seed(), ledger)
         if not val.complete:
             self._cut_short(frames0, "elite validation")
             return False
-        best = int(np.argmax(val.fitness))
-        self.elite, self.elite_score = candidates[best], float(val.fitness[best])
+        best = int(np.argmax(val.fitness))  # ties go to the first: the previous elite keeps its place
+        assert genomes[best] is not None
+        self.elite, self.elite_score = genomes[best], float(val.fitness[best])
         self.last = {
             "generation": self.generation,
             "generation_frames": ledger.frames - frames0,
@@ -138,9 +192,10 @@ class GeneticAlgorithm:
             "fitness_mean": float(fitness.mean()),
             "fitness_median": float(np.median(fitness)),
             "elite_score": self.elite_score,
+            "elite_candidates": len(candidates),
             "generation_complete": True,
         }
-        self.population = self._next_population(order)
+        self.population = self._next_population(order, elite_index=candidates[best])
         self.generation += 1
         dt = time.perf_counter() - t0
         self.ctx.progress(
@@ -155,14 +210,31 @@ class GeneticAlgorithm:
         )
         return True
 
-    def _next_population(self, order: np.ndarray) -> list[Genome]:
-        if self.t == 0:  # random search: fresh networks; the best so far is kept as self.elite
-            return self._fresh(self.n)
-        parents = [self.population[i] for i in order[: self.t]]
-        choice = self.rng.integers(0, self.t, size=self.n - 1)
-        offsets = self.noise.sample_offsets(self.rng, self.n - 1)
+    def parents(self, order: np.ndarray, elite_index: int) -> list[Genome]:
+        """The T parents of the next generation.
+
+        such2017: `[elite] + (the population by fitness, without the elite)`, cut to T, so the elite is always
+        a parent (`elite_index` is its place in the population, -1 when the previous elite stayed elite).
+        chopra: the top T by fitness, with or without the elite.
+        """
+        if not self.paper:
+            return [self.population[i] for i in order[: self.t]]
         assert self.elite is not None
-        return [self.elite] + [(*parents[p], int(o)) for p, o in zip(choice, offsets, strict=True)]
+        others = [self.population[i] for i in order if i != elite_index]
+        return [self.elite, *others[: self.t - 1]]
+
+    def _next_population(self, order: np.ndarray, elite_index: int) -> list[Genome]:
+        """The individuals the next generation evaluates: such2017 N-1 new ones (the elite carries over beside
+        them, unevaluated); chopra the unchanged elite followed by N-1 new ones."""
+        k = self.n - 1
+        if self.t == 0:  # random search: fresh networks; the best so far is kept as self.elite
+            return self._fresh(self.n_new)
+        parents = self.parents(order, elite_index)
+        choice = self.rng.integers(0, len(parents), size=k)
+        offsets = self.noise.sample_offsets(self.rng, k)
+        children = [(*parents[p], int(o)) for p, o in zip(choice, offsets, strict=True)]
+        assert self.elite is not None
+        return children if self.paper else [self.elite, *children]
 
     def _cut_short(self, frames0: int, where: str) -> None:
         """Record that the budget cap stopped generation `self.generation` (0-based) before it completed.

@@ -1,7 +1,8 @@
 """Random search: the GA's machinery with zero parents (DESIGN §2).
 
-Every generation samples `population` fresh networks; the top `elite_candidates` of them and the best network
-so far are re-evaluated on `elite_episodes` episodes and the best becomes the new best so far (the test
+Every generation samples fresh networks (`such2017`: N-1 beside the best so far; `chopra`: N); the best so
+far and the top of the new ones (C candidates in all under `such2017`, the top C plus the best so far under
+`chopra`) are re-evaluated on `elite_episodes` episodes and the best becomes the new best so far (the test
 policy). It is the GA with `truncation = 0`, so both share every line of evaluation and bookkeeping code.
 """
 
