@@ -362,6 +362,13 @@ def print_summary(info: dict[str, Any], run_dir: Path) -> None:
         f"Results: {run_dir}",
         flush=True,
     )
+    if info.get("untrained"):
+        print(
+            f"warning: no {info['algo']} generation completed within budget.frames={info['budget_frames']:,}: "
+            "the score is an untrained network's (run.json: untrained=true). Raise budget.frames or lower "
+            "algo.population / algo.episodes_per_fitness.",
+            flush=True,
+        )
 
 
 def load_policy(run_dir: Path) -> tuple[ActFn, DictConfig]:

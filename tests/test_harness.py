@@ -70,6 +70,20 @@ def test_exact_frame_accounting_on_toy_env(
     assert saved["train_frames"] <= saved["budget_frames"] == budget
 
 
+def test_a_budget_below_one_generation_is_said_and_recorded(make_cfg, tmp_path, capsys):
+    """One generation here needs 100 frames (3 x 2 + 2 x 2 episodes of 10): a 90-frame budget trains nothing.
+    (The toy env has no episode cap of its own; the fitness cap states the episodes' length.)"""
+    cfg = make_cfg(
+        "algo=ga", *TOY, *TINY_GA, "algo.fitness_max_frames=10", "budget.frames=90", "eval.every_frames=90"
+    )
+    info = run(cfg, tmp_path)
+    out = capsys.readouterr().out
+    assert "one ga generation takes up to 100 frames" in out  # said at the start
+    assert "no ga generation completed" in out  # and at the end
+    assert info["status"] == "ok" and info["untrained"] is True
+    assert json.loads((tmp_path / "run.json").read_text())["untrained"] is True
+
+
 @pytest.mark.parametrize("budget", [119, 120, 121, 537])
 def test_budget_never_exceeded(make_cfg, tmp_path, budget):
     cfg = make_cfg("algo=ga", *TOY, *TINY_GA, f"budget.frames={budget}", f"eval.every_frames={budget}")

@@ -133,18 +133,18 @@ class GeneticAlgorithm:
         return self.generation == 0
 
     def _warn_if_budget_below_one_generation(self, fitness_max_frames: int | None) -> None:
-        """Say at the start when the budget may not hold one generation (every episode at its cap)."""
+        """Say at the start when the budget holds one generation only if episodes end before their cap."""
         episode_cap = episode_frames_cap(self.ctx.env_cfg, fitness_max_frames)
         budget = self.ctx.ledger.cap
         episodes = self.n_new * self.episodes + self.n_candidates * self.val_episodes
         if episode_cap is None or budget is None or budget >= episodes * episode_cap:
             return
         print(
-            f"warning: budget.frames={budget:,} may not complete one {self.name} generation: it takes up to "
-            f"{episodes * episode_cap:,} frames ({self.n_new} individuals x {self.episodes} episodes + "
-            f"{self.n_candidates} elite candidates x {self.val_episodes} episodes, up to {episode_cap:,} frames "
-            "each). If none completes, the score is an untrained network's (run.json: untrained=true); raise "
-            "budget.frames or lower algo.population / algo.episodes_per_fitness.",
+            f"note: one {self.name} generation takes up to {episodes * episode_cap:,} frames ({self.n_new} "
+            f"individuals x {self.episodes} episodes + {self.n_candidates} elite candidates x "
+            f"{self.val_episodes}, each up to {episode_cap:,} frames); budget.frames={budget:,} completes one "
+            "only if episodes end sooner. A run that completes none reports an untrained network "
+            "(run.json: untrained=true).",
             flush=True,
         )
 
