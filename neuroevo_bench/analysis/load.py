@@ -63,6 +63,8 @@ RUN_COLUMNS = [
     "norm_random",
     "norm_max",
     "network",
+    "untrained",
+    "eval_every_frames",
     "git_commit",
     "started_at",
 ]
@@ -134,9 +136,12 @@ def load_runs(
     Columns: :data:`RUN_COLUMNS` (constant within a run), then :data:`CURVE_COLUMNS`, then any extra curve
     columns. ``final_score`` is run.json's (falling back to the last eval row's score_mean);
     ``final_norm_score`` is it normalised as ``(score - norm_random) / (norm_max - norm_random)`` (nan without
-    references). ``thresholds`` maps an env name (config name or env id) to a "solved" score that replaces
-    run.json's ``score_threshold``. Skipped runs are logged as warnings and listed in ``df.attrs["skipped"]``
-    (list of :class:`SkippedRun`). Raises :class:`NoRunsError` when nothing usable is found.
+    references). ``untrained`` is run.json's flag for a GA / RS / ES run whose budget could not complete one
+    generation (False when absent); ``eval_every_frames`` is the config's ``eval.every_frames`` (the resolution
+    of SB3's time-to-threshold). ``thresholds`` maps an env name (config name or env id) to a "solved" score
+    that replaces run.json's ``score_threshold``. Skipped runs are logged as warnings and listed in
+    ``df.attrs["skipped"]`` (list of :class:`SkippedRun`). Raises :class:`NoRunsError` when nothing usable is
+    found.
     """
     roots = [roots] if isinstance(roots, str | Path) else list(roots)
     if not roots:
@@ -215,6 +220,10 @@ def _read_run(run_dir: Path, run_id: str) -> pd.DataFrame:
         "final_score": final_score,
         "final_norm_score": final_norm,
         "network": meta.get("network"),
+        # GA / RS / ES whose budget could not complete one generation report the untrained network's score.
+        # Records written before the field existed trained (or say nothing): False.
+        "untrained": meta.get("untrained") is True,
+        "eval_every_frames": _eval_every_frames(meta),
         "git_commit": meta.get("git_commit"),
         "started_at": meta.get("started_at"),
     }
@@ -292,6 +301,14 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
+
+
+def _eval_every_frames(meta: dict[str, Any]) -> float:
+    """The run's configured test-eval interval (config ``eval.every_frames``): the resolution of SB3's
+    time-to-threshold. ``nan`` when run.json has no resolved config."""
+    config = meta.get("config")
+    eval_config = config.get("eval") if isinstance(config, dict) else None
+    return _number(eval_config.get("every_frames")) if isinstance(eval_config, dict) else float("nan")
 
 
 def _run_id(run_dir: Path, roots: list[str | Path]) -> str:
