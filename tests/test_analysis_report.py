@@ -5,15 +5,17 @@
 - CartPole (threshold 475, normalisation 20 -> 500), eval every 1000 frames up to 4000, training at 500
   frames/s for GA (wall-clock = frames / 500), 1000 frames/s for RS and 2000 frames/s for PPO:
 
-  ========  ====  ==========================  ===========================================
-  algo      seed  score_mean per eval point   crosses 475 at
-  ========  ====  ==========================  ===========================================
-  ga        0     20 200 400 500 500          2000 + 75/100 * 1000 = 2750 frames, 5.5 s
-  ga        1     20 100 300 450 480          3000 + 25/30 * 1000 = 3833.3 frames, 7.67 s
-  ga        2     20  50  80 100 120          never
-  random    0-2   20  30  40  50  60 + seed   never
-  ppo       0-2   20 100 475 490 500 - seed   2000 frames exactly, 1 s
-  ========  ====  ==========================  ===========================================
+  ========  ====  ==========================  ===============================================
+  algo      seed  score_mean per eval point   first eval point at or above 475
+  ========  ====  ==========================  ===============================================
+  ga        0     20 200 400 500 500          3000 frames, 6 s (not 2750 interpolated)
+  ga        1     20 100 300 450 480          4000 frames, 8 s
+  ga        2     20  50  80 100 120          never (ran 4000 frames, 8 s)
+  random    0-2   20  30  40  50  60 + seed   never (ran 4000 frames, 4 s)
+  ppo       0-2   20 100 475 490 500 - seed   2000 frames, 1 s
+  ========  ====  ==========================  ===============================================
+
+  So GA's median over its 3 seeds is 4000 frames / 8 s (2/3 reached); random search's is "> 4000" (0/3).
 
 - Toy (threshold 0.9, normalisation 0 -> 1), eval every 500 frames up to 1000: ga seeds 0-1 end at 1.0 and
   0.8, ppo seeds 0-1 end at 0.2 and 0.4.
@@ -47,7 +49,14 @@ from neuroevo_bench.analysis.__main__ import build_parser, main
 from neuroevo_bench.analysis.callback import AnalyzeOnMultirunEnd
 from neuroevo_bench.analysis.load import RUN_COLUMNS, NoRunsError
 from neuroevo_bench.analysis.report import analyze
-from neuroevo_bench.analysis.tables import aggregate_table, format_summary, improvement_table, summary_table
+from neuroevo_bench.analysis.tables import (
+    aggregate_table,
+    curve_table,
+    format_summary,
+    improvement_table,
+    resolution_table,
+    summary_table,
+)
 
 # --- the synthetic results tree ---
 
@@ -127,7 +136,7 @@ def write_run(
         "final_score": scores[-1],
         "final_score_std": 1.0,
         "network": "mlp",
-        "config": {"algo": {"name": algo}, "seed": seed},
+        "config": {"algo": {"name": algo}, "seed": seed, "eval": {"every_frames": 1000}},
         "machine": {"cpu": "test"},
         "versions": {},
         "git_commit": None,
@@ -230,10 +239,16 @@ def test_load_runs_without_usable_runs_is_an_error(tmp_path: Path) -> None:
 
 def test_threshold_override(tree: Path) -> None:
     df = load_runs(tree, thresholds={"Toy-v0": 0.3})  # by env id; config names work too
-    summary = summary_table(df, n_resamples=100).set_index(["env", "algo"])
+    summary = summary_table(df).set_index(["env", "algo"])
     assert summary.loc[("Toy", "ppo"), "threshold"] == 0.3
-    # seed 0 (0, 0.1, 0.2) never reaches 0.3; seed 1 (0, 0.3, 0.4) reaches it at its 500-frame eval point
-    assert summary.loc[("Toy", "ppo"), ["n_reached", "frames_to_threshold"]].tolist() == [1, 500]
+    # seed 1 (0, 0.3, 0.4) reaches 0.3 at its 500-frame eval point, seed 0 (0, 0.1, 0.2) never: of two seeds
+    # the median is the mean of both, which is "more than" the failing seed's 1000 frames.
+    toy_ppo = summary.loc[("Toy", "ppo")]
+    assert toy_ppo[["n_reached", "frames_to_threshold", "frames_to_threshold_bound"]].tolist() == [
+        1,
+        1000,
+        True,
+    ]
     assert summary.loc[("CartPole", "ga"), "threshold"] == 475.0  # other envs untouched
 
 
@@ -241,7 +256,7 @@ def test_threshold_override(tree: Path) -> None:
 
 
 def test_summary_table_values(runs: pd.DataFrame) -> None:
-    summary = summary_table(runs, n_resamples=300).set_index(["env", "algo"])
+    summary = summary_table(runs).set_index(["env", "algo"])
     assert list(summary.index) == [  # env by name, then GA, RS, A2C, PPO order
         ("CartPole", "ga"),
         ("CartPole", "random"),
@@ -254,28 +269,37 @@ def test_summary_table_values(runs: pd.DataFrame) -> None:
     assert ga["final_mean"] == pytest.approx((500 + 480 + 120) / 3)
     assert ga["final_median"] == 480
     assert ga["final_iqm"] == pytest.approx((500 + 480 + 120) / 3)  # n = 3: nothing trimmed
-    assert 120 <= ga["final_ci_low"] < ga["final_mean"] < ga["final_ci_high"] <= 500
+    # Student-t: mean -+ t_{0.975, 2} sd / sqrt(3)
+    half = 4.302652729911275 * np.std([500, 480, 120], ddof=1) / np.sqrt(3)
+    assert ga["final_ci_low"] == pytest.approx(ga["final_mean"] - half)
+    assert ga["final_ci_high"] == pytest.approx(ga["final_mean"] + half)
     assert ga["n_reached"] == 2
-    assert ga["frames_to_threshold"] == pytest.approx((2750 + 3000 + 25 / 30 * 1000) / 2)
-    assert ga["wall_s_to_threshold"] == pytest.approx((2750 + 3000 + 25 / 30 * 1000) / 2 / 500)
+    # First eval points at or above 475: 3000 and 4000 frames; the third seed never: median 4000, not a
+    # mean of the two successes, and never interpolated (2750 / 3833 frames).
+    assert (ga["frames_to_threshold"], ga["frames_to_threshold_bound"]) == (4000, False)
+    assert (ga["wall_s_to_threshold"], ga["wall_s_to_threshold_bound"]) == (8.0, False)
     assert ga["train_fps"] == pytest.approx(500)
     assert ga["train_frames_mean"] == 4000
 
     rs = summary.loc[("CartPole", "random")]
-    assert (
-        rs["n_reached"] == 0 and np.isnan(rs["frames_to_threshold"]) and np.isnan(rs["wall_s_to_threshold"])
-    )
+    assert rs["n_reached"] == 0
+    assert (rs["frames_to_threshold"], rs["frames_to_threshold_bound"]) == (4000, True)  # "> 4k": its budget
+    assert (rs["wall_s_to_threshold"], rs["wall_s_to_threshold_bound"]) == (4.0, True)
     ppo = summary.loc[("CartPole", "ppo")]
     assert (ppo["n_reached"], ppo["frames_to_threshold"], ppo["wall_s_to_threshold"]) == (3, 2000, 1.0)
     assert ppo["train_fps"] == pytest.approx(2000)
-    toy = summary.loc[("Toy", "ga")]
-    assert (toy["n_reached"], toy["frames_to_threshold"]) == (1, pytest.approx(900))
+    assert ppo["final_ci_low"] == pytest.approx(499 - 4.302652729911275 * 1 / np.sqrt(3))
+    toy = summary.loc[("Toy", "ga")]  # 1.0 at 1000 frames (0.9 was crossed at 900 between evals); 0.8 never
+    assert toy[["n_reached", "frames_to_threshold", "frames_to_threshold_bound"]].tolist() == [1, 1000, True]
+    assert (summary["n_untrained"] == 0).all()  # run.json without the field: trained
 
     display = format_summary(summary.reset_index()).set_index(["env", "algo"])
-    assert display.loc[("CartPole-v1", "GA"), "frames to threshold"] == "3.29k (2/3)"
-    assert display.loc[("CartPole-v1", "GA"), "wall-clock to threshold [s]"] == "6.6 (2/3)"
-    assert display.loc[("CartPole-v1", "Random search"), "frames to threshold"] == "not reached (0/3)"
+    assert display.loc[("CartPole-v1", "GA"), "frames to threshold"] == "4k (2/3)"
+    assert display.loc[("CartPole-v1", "GA"), "wall-clock to threshold [s]"] == "8.0 (2/3)"
+    assert display.loc[("CartPole-v1", "Random search"), "frames to threshold"] == "> 4k (0/3)"
+    assert display.loc[("CartPole-v1", "Random search"), "wall-clock to threshold [s]"] == "> 4.0 (0/3)"
     assert display.loc[("CartPole-v1", "PPO"), "frames to threshold"] == "2k (3/3)"
+    assert display.loc[("Toy-v0", "GA"), "frames to threshold"] == "> 1k (1/2)"
     assert display.loc[("CartPole-v1", "GA"), "final score, mean [95% CI]"].startswith("366.7 [")
 
 
@@ -299,6 +323,116 @@ def test_improvement_table_values(runs: pd.DataFrame) -> None:
     assert table.loc[("all envs", "ppo"), "probability"] == pytest.approx((2.5 / 9 + 1.0) / 2)
     assert ("all envs", "random") not in table.index  # RS ran on one env only: no aggregate over envs
     assert improvement_table(runs, "a2c").empty  # no such runs: skipped, not an error
+
+
+def test_untrained_runs_are_marked(tmp_path: Path) -> None:
+    """run.json's ``untrained`` (missing: False) puts a dagger on the algorithm and a note under the table."""
+    for seed, untrained in ((0, True), (1, None)):
+        run = write_run(tmp_path / f"ga_{seed}", algo="ga", seed=seed, env=TOY, frames=[0], scores=[0.1])
+        if untrained is not None:
+            meta = json.loads((run / "run.json").read_text())
+            (run / "run.json").write_text(json.dumps({**meta, "untrained": untrained}))
+    write_run(tmp_path / "ppo_0", algo="ppo", seed=0, env=TOY, frames=TOY_FRAMES, scores=[0.0, 0.1, 0.2])
+    df = load_runs(tmp_path)
+    assert runs_table(df).set_index("run_id")["untrained"].to_dict() == {
+        "ga_0": True,
+        "ga_1": False,
+        "ppo_0": False,
+    }
+    summary = summary_table(df).set_index("algo")
+    assert summary.loc["ga", "n_untrained"] == 1 and summary.loc["ppo", "n_untrained"] == 0
+    assert format_summary(summary.reset_index())["algo"].tolist() == ["GA \u2020", "PPO"]
+    report = analyze(tmp_path, **FAST)
+    markdown = (tmp_path / "analysis" / "summary.md").read_text()
+    assert "| GA \u2020 " in report.markdown
+    assert "\u2020 GA on Toy-v0: 1 of 2 seeds never completed a generation (budget too small)" in markdown
+    assert "GA $^\\dagger$" in (tmp_path / "analysis" / "summary.tex").read_text()
+
+
+def test_resolution_table(runs: pd.DataFrame) -> None:
+    table = resolution_table(runs).set_index(["env", "algo"])
+    ga, ppo = table.loc[("CartPole", "ga")], table.loc[("CartPole", "ppo")]
+    assert (
+        ga["basis"] == "generation" and ppo["basis"] == "every_frames"
+    )  # GA curves have a generation column
+    assert ppo["eval_every_frames"] == 1000  # read from run.json's config
+    assert ga[["spacing_min", "spacing_median", "spacing_max"]].tolist() == [1000, 1000, 1000]
+
+
+# --- learning curves ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def uneven(tmp_path: Path) -> pd.DataFrame:
+    """Two GA seeds on Toy, one twice as fast in wall-clock: seed 0 ends at 1 s (score 1.0), seed 1 at 2 s
+    (0.8)."""
+    write_run(tmp_path / "fast", algo="ga", seed=0, env=TOY, frames=TOY_FRAMES, scores=[0.0, 0.5, 1.0])
+    write_run(
+        tmp_path / "slow", algo="ga", seed=1, env=TOY, frames=TOY_FRAMES, scores=[0.0, 0.4, 0.8], fps=500
+    )
+    return load_runs(tmp_path)
+
+
+def test_curves_hold_finished_seeds_final_scores_to_the_slowest_seed(uneven: pd.DataFrame) -> None:
+    curve = curve_table(uneven, "train_wall_s")
+    # grid 0, 0.5, 1, 2 s. fast: 0, 0.5, 1.0, then held at 1.0; slow (evals at 0, 1, 2 s): 0, 0, 0.4, 0.8.
+    assert curve["x"].tolist() == [0.0, 0.5, 1.0, 2.0]
+    np.testing.assert_allclose(curve["mean"], [0.0, 0.25, 0.7, 0.9])
+    assert curve["n_running"].tolist() == [2, 2, 2, 1]
+    # The right end is the table's mean final score, with the table's interval: figure and table agree.
+    summary = summary_table(uneven).iloc[0]
+    end = curve.iloc[-1]
+    assert end["mean"] == pytest.approx(summary["final_mean"])
+    assert (end["ci_low"], end["ci_high"]) == (
+        pytest.approx(summary["final_ci_low"]),
+        pytest.approx(summary["final_ci_high"]),
+    )
+    frames = curve_table(uneven, "frames")  # same frames for both seeds: nothing held
+    assert frames["x"].tolist() == TOY_FRAMES and (frames["n_running"] == 2).all()
+
+
+def _marker_lines(ax) -> dict[str, np.ndarray]:
+    """marker shape -> x positions of the drawn markers (lines with markers and no line style, not empty)."""
+    return {
+        line.get_marker(): np.asarray(line.get_xdata(), dtype=float)
+        for line in ax.lines
+        if line.get_linestyle() == "None" and line.get_marker() not in ("None", "") and len(line.get_xdata())
+    }
+
+
+def test_coinciding_curves_all_stay_visible() -> None:
+    """Pong-like: every algorithm flat at -21. Each gets its own marker shape at its own x positions, and the
+    legend says the lines coincide."""
+    x = np.array([0.0, 250e3, 500e3, 750e3, 1e6])
+    curves = pd.concat(
+        [
+            pd.DataFrame(
+                {"algo": algo, "x": x, "mean": -21.0, "ci_low": -21.0, "ci_high": -21.0, "n_seeds": 3}
+            )
+            for algo in ("ppo", "ga", "a2c")
+        ]
+    )
+    with plots.paper_style():
+        fig = Figure(figsize=(4, 3))
+        ax = plots.plot_curves(curves, fig.add_subplot(), threshold=18.0)
+    markers = _marker_lines(ax)
+    assert set(markers) == {plots.algo_marker(a) for a in ("ga", "a2c", "ppo")} == {"o", "^", "D"}
+    staggered = [set(xs[:-1]) for xs in markers.values()]  # the last marker of each sits on the line's end
+    assert all(len(xs) >= 2 for xs in staggered)
+    assert not (staggered[0] & staggered[1] or staggered[0] & staggered[2] or staggered[1] & staggered[2])
+    legend = [text.get_text().replace("\n", " ") for text in ax.get_legend().get_texts()]
+    assert "lines coincide: GA = A2C = PPO" in legend
+    assert legend[:3] == ["GA (n=3)", "A2C (n=3)", "PPO (n=3)"]
+
+
+def test_held_part_of_a_curve_is_dotted(uneven: pd.DataFrame) -> None:
+    with plots.paper_style():
+        fig = Figure(figsize=(4, 3))
+        ax = plots.plot_curves(curve_table(uneven, "train_wall_s"), fig.add_subplot(), x_label="wall-clock")
+    drawn = [line for line in ax.lines if line.get_linestyle() in ("-", ":") and len(line.get_xdata())]
+    solid, dotted = (next(line for line in drawn if line.get_linestyle() == style) for style in ("-", ":"))
+    assert list(solid.get_xdata()) == [0.0, 0.5, 1.0]  # both seeds training
+    assert list(dotted.get_xdata()) == [1.0, 2.0]  # the fast seed has finished and holds 1.0
 
 
 # --- the report: files, CLI, reproducibility ----------------------------------------------------------------
@@ -344,14 +478,20 @@ def test_cli_writes_every_table_and_figure(
     assert not list(out.rglob("*.tmp"))  # atomic writes leave no temporaries
 
     printed = capsys.readouterr().out
-    assert printed.startswith("| env ") and "| CartPole-v1 | GA " in printed and "3.29k (2/3)" in printed
+    assert printed.startswith("| env ") and "| CartPole-v1 | GA " in printed and "4k (2/3)" in printed
     assert "sweep/broken_json" in caplog.text
     markdown = (out / "summary.md").read_text()
     assert printed in markdown and "## Skipped runs" in markdown and "broken_json" in markdown
     assert "\\begin{tabular}" in (out / "summary.tex").read_text()
     csv = pd.read_csv(out / "summary.csv").set_index(["env", "algo"])
-    assert csv.loc[("CartPole", "ga"), "frames_to_threshold"] == pytest.approx(3291.6666667)
+    assert csv.loc[("CartPole", "ga"), "frames_to_threshold"] == 4000
     assert csv.loc[("Toy", "ppo"), "n_reached"] == 0
+    per_run = pd.read_csv(out / "runs.csv").set_index("run_id")
+    assert per_run.loc["sweep/CartPole_ga_0", ["reached", "frames_to_threshold"]].tolist() == [True, 3000]
+    assert not per_run.loc["sweep/CartPole_ga_2", "reached"]
+    assert "Student-t" in markdown and "Measured coverage" in markdown and "never interpolated" in markdown
+    assert "GA one generation" in markdown and "PPO eval.every_frames = 1k frames" in markdown
+    assert "slowest seed" in (out / "figures" / "README.md").read_text()
 
 
 def test_report_is_reproducible_bit_for_bit(tree: Path, tmp_path: Path) -> None:

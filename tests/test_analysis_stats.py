@@ -105,38 +105,112 @@ CURVE_WALL = [0.0, 10.0, 30.0]
 @pytest.mark.parametrize(
     ("scores", "threshold", "frames", "wall"),
     [
-        ([10, 50, 90], 70, 150.0, 20.0),  # halfway between eval points 1 and 2
+        ([10, 50, 90], 70, 200.0, 30.0),  # crossed between eval points 1 and 2: reported at 2, not 150
         ([10, 50, 90], 90, 200.0, 30.0),  # reached exactly at an eval point
         ([10, 50, 90], 10, 0.0, 0.0),  # the untrained policy already reaches it
         ([10, 50, 90], 91, np.nan, np.nan),  # never reached
-        ([0, 80, 40], 70, 87.5, 8.75),  # first crossing counts, not the last value
-        ([10, np.nan, 90], 70, 200.0, 30.0),  # a missing eval point is not interpolated through
+        ([0, 80, 40], 70, 100.0, 10.0),  # the first eval point at or above counts, not the last value
+        ([10, np.nan, 90], 70, 200.0, 30.0),  # a missing eval point counts as not reached
     ],
 )
-def test_threshold_crossing_interpolates_linearly(scores, threshold, frames, wall) -> None:
-    np.testing.assert_allclose(stats.value_at_crossing(CURVE_FRAMES, scores, threshold), frames)
-    np.testing.assert_allclose(stats.value_at_crossing(CURVE_WALL, scores, threshold), wall)
+def test_threshold_crossing_is_the_first_eval_point_at_or_above(scores, threshold, frames, wall) -> None:
+    np.testing.assert_array_equal(stats.value_at_first_crossing(CURVE_FRAMES, scores, threshold), frames)
+    np.testing.assert_array_equal(stats.value_at_first_crossing(CURVE_WALL, scores, threshold), wall)
 
 
-def test_threshold_crossing_without_threshold() -> None:
-    assert np.isnan(stats.crossing_index([1.0, 2.0], float("nan")))
+def test_first_crossing_index() -> None:
+    assert stats.first_crossing([10, 50, 90], 50) == 1
+    assert stats.first_crossing([10, 50, 90], 95) is None
+    assert stats.first_crossing([1.0, 2.0], float("nan")) is None
 
 
-def test_interpolate_curve_step_and_linear() -> None:
-    x, y, grid = [0.0, 10.0, 20.0], [0.0, 1.0, 3.0], [0.0, 5.0, 10.0, 15.0, 20.0, 25.0]
-    np.testing.assert_allclose(stats.interpolate_curve(x, y, grid, "step"), [0, 0, 1, 1, 3, np.nan])
-    np.testing.assert_allclose(stats.interpolate_curve(x, y, grid, "linear"), [0, 0.5, 1, 2, 3, np.nan])
+def test_censored_median_counts_failures_as_never() -> None:
+    frames = np.array([100.0, 300.0, 200.0, np.nan, np.nan])
+    reached = np.array([True, True, True, False, False])
+    budget = np.array([500.0, 500.0, 500.0, 480.0, 500.0])
+    # Sorted with failures last: 100, 200, 300, never, never -> the median is the third seed's 300.
+    assert stats.censored_median(frames, reached, budget) == (300.0, False)
+    # Two of five reached: the median seed never did; it needed more than the shortest failing run (480).
+    reached_two = np.array([True, True, False, False, False])
+    assert stats.censored_median(frames, reached_two, budget) == (480.0, True)
+    # Even n: the mean of the middle two while both reached it, "> x" once the upper one did not.
+    assert stats.censored_median([1.0, 2.0, 3.0, 4.0], [True] * 4, [9.0] * 4) == (2.5, False)
+    assert stats.censored_median([1.0, 2.0, 3.0, 4.0], [True, True, False, False], [9.0] * 4) == (9.0, True)
+    value, bound = stats.censored_median([], [], [])
+    assert np.isnan(value) and not bound
+
+
+def test_interpolate_curve_step_and_linear_hold_the_final_score() -> None:
+    x, y, grid = [0.0, 10.0, 20.0], [0.0, 1.0, 3.0], [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0]
+    np.testing.assert_array_equal(stats.interpolate_curve(x, y, grid, "step"), [np.nan, 0, 0, 1, 1, 3, 3])
+    np.testing.assert_allclose(stats.interpolate_curve(x, y, grid, "linear"), [np.nan, 0, 0.5, 1, 2, 3, 3])
+    ended = stats.interpolate_curve(x, y, grid, "step", hold_final=False)
+    np.testing.assert_array_equal(ended, [np.nan, 0, 0, 1, 1, 3, np.nan])
     with pytest.raises(ValueError, match="unknown interpolation"):
         stats.interpolate_curve(x, y, grid, "cubic")
 
 
-def test_curve_band() -> None:
+def test_mean_ci_is_the_student_t_interval() -> None:
+    x = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    low, high = stats.mean_ci(x)
+    half = 2.7764451051977987 * np.std(x, ddof=1) / np.sqrt(5)  # t_{0.975, 4}
+    assert (low, high) == (pytest.approx(4.0 - half), pytest.approx(4.0 + half))
+    rows = np.stack([x, np.full(5, 500.0)])  # (2, 5) -> 2 x (2,); tied seeds: zero width
+    low, high = stats.mean_ci(rows)
+    np.testing.assert_allclose([low[1], high[1]], [500.0, 500.0])
+    assert low[0] == pytest.approx(4.0 - half)
+    assert all(np.isnan(stats.mean_ci([3.0])))  # one seed: no spread to estimate
+    low, high = stats.mean_ci(rows.T, axis=0)  # seeds on another axis
+    assert low[0] == pytest.approx(4.0 - half)
+
+
+def test_curve_band_is_the_mean_ci_at_every_grid_point() -> None:
     curves = np.array([[0.0, 1.0, 2.0], [0.0, 3.0, 4.0], [0.0, 2.0, 9.0]])  # (seeds, grid)
-    mean, low, high = stats.curve_band(curves, stats.rng_for(0, "t"), n_resamples=500)
+    mean, low, high = stats.curve_band(curves)
     np.testing.assert_allclose(mean, [0.0, 2.0, 5.0])
     assert low[0] == high[0] == 0.0  # all seeds agree at the start
-    assert np.all(low <= mean) and np.all(mean <= high)
-    again = stats.curve_band(curves, stats.rng_for(0, "t"), n_resamples=500)
-    np.testing.assert_array_equal(low, again[1])
-    _, low, high = stats.curve_band(curves[:1], stats.rng_for(0, "t"))
+    expected = stats.mean_ci(curves.T)
+    np.testing.assert_array_equal(low, expected[0])
+    np.testing.assert_array_equal(high, expected[1])
+    _, low, high = stats.curve_band(curves[:1])
     assert np.isnan(low).all() and np.isnan(high).all()
+
+
+# --- coverage of intervals for the mean ---------------------------------------------------------------------
+
+COVERAGE_TOLERANCE = 0.06  # on bounded score distributions, n = 5 and 10 seeds
+
+
+@pytest.fixture(scope="module")
+def coverage() -> dict[tuple[str, int, str], float]:
+    """The simulation the tables' interval was chosen by (2,000 draws per cell, seed 0), without the slow
+    bootstrap-t."""
+    return stats.coverage_table((5, 10), ("student-t", "percentile", "BCa"))
+
+
+def test_chosen_mean_interval_covers_close_to_nominal(coverage) -> None:
+    for scenario in ("beta(5,1)", "capped mixture"):  # bounded, like RL returns
+        for n in (5, 10):
+            measured = coverage[scenario, n, stats.MEAN_CI_METHOD]
+            assert abs(measured - 0.95) <= COVERAGE_TOLERANCE, (scenario, n, measured)
+
+
+def test_chosen_mean_interval_is_at_least_as_close_as_percentile_bootstrap(coverage) -> None:
+    for scenario in stats.COVERAGE_SCENARIOS:
+        for n in (5, 10):
+            chosen = abs(coverage[scenario, n, stats.MEAN_CI_METHOD] - 0.95)
+            assert chosen <= abs(coverage[scenario, n, "percentile"] - 0.95), (scenario, n)
+    assert stats.closest_to_nominal(coverage) == stats.MEAN_CI_METHOD
+
+
+def test_interval_coverage_on_a_known_case() -> None:
+    """Normal data: the t interval is exact, so its coverage is 95 % up to Monte Carlo error (0.5 points)."""
+    samples = stats.rng_for(0, "normal").normal(size=(4000, 5))
+    measured = stats.interval_coverage(samples, 0.0, "student-t", stats.rng_for(0, "unused"))
+    assert measured == pytest.approx(0.95, abs=0.015)
+    bootstrap_t = stats.interval_coverage(
+        samples[:200], 0.0, "bootstrap-t", stats.rng_for(0, "b"), n_resamples=500
+    )
+    assert 0.85 <= bootstrap_t <= 1.0
+    with pytest.raises(ValueError, match="unknown interval method"):
+        stats.interval_coverage(samples, 0.0, "jackknife", stats.rng_for(0, "t"))

@@ -10,6 +10,7 @@ PDFs (journals reject Type 3 fonts).
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import matplotlib as mpl
@@ -25,6 +26,7 @@ from matplotlib.transforms import offset_copy
 from .labels import ALGO_ORDER, algo_label, format_count, order_algos
 
 __all__ = [
+    "algo_marker",
     "algo_palette",
     "frames_axis",
     "paper_style",
@@ -111,37 +113,64 @@ def plot_curves(
     legend: bool = True,
     step: bool = True,
     log_x: bool = False,
+    y_range: tuple[float, float] | None = None,
 ) -> Axes:
     """Mean test return vs ``x`` with CI bands, one line per algo, for one env.
 
     ``curves``: the rows of :func:`.tables.curve_table` for one env (columns algo, x, mean, ci_low, ci_high,
-    n_seeds). ``step=True`` draws the step-hold curves as steps (matching ``curve_table(interp="step")``);
-    ``x_label`` containing "frames" gets k/M tick labels. ``log_x`` draws x on a log scale (points at x = 0
-    left out): for wall-clock when algorithms differ in cost by orders of magnitude.
+    n_seeds, optionally n_running). The line is solid while every seed is still training and dotted where some
+    have finished and hold their final score, so a reader sees which part of the mean is measured on all seeds.
+    Each algorithm also carries a few markers of its own shape, staggered along the line, so lines that
+    coincide (e.g. every algorithm at -21 on Pong) all stay visible (the legend names coinciding algorithms),
+    and one on its right end, the mean final score of the summary table.
+    ``step=True`` draws the step-hold curves as steps (matching ``curve_table(interp="step")``); ``x_label``
+    containing "frames" gets k/M tick labels. ``log_x`` draws x on a log scale (points at x = 0 left out): for
+    wall-clock when algorithms differ in cost by orders of magnitude. ``y_range``: the range of the seeds' test
+    scores; the view spans it (padded), and bands reaching past it are cut at the frame: a t interval is
+    symmetric, so with few, spread-out seeds it runs past returns no policy scored (below 0, above 500 on
+    CartPole) and would squeeze the curves.
     """
     ax = ax if ax is not None else plt.gca()
     palette = palette or algo_palette(curves["algo"])
     if log_x:
         curves = curves[curves["x"] > 0]
     drawstyle, band_step = ("steps-post", "post") if step else ("default", None)
-    for algo in order_algos(curves["algo"]):
+    algos = order_algos(curves["algo"])
+    span = (float(curves["x"].min()), float(curves["x"].max())) if len(curves) else (0.0, 1.0)
+    for i, algo in enumerate(algos):
         rows = curves[curves["algo"] == algo]
+        colour, marker = palette[algo], algo_marker(algo)
+        x, y = rows["x"].to_numpy(float), rows["mean"].to_numpy(float)
         n = int(rows["n_seeds"].iloc[0])
-        label = f"{algo_label(algo)} (n={n})"
-        ax.plot(rows["x"], rows["mean"], color=palette[algo], label=label, drawstyle=drawstyle, linewidth=1.5)
+        running = rows["n_running"].to_numpy(int) if "n_running" in rows else np.full(x.size, n)
+        # Solid up to the fastest seed's end (the last point where all n run), dotted from there on.
+        last_full = int(np.flatnonzero(running >= n)[-1]) if (running >= n).any() else 0
+        line = {"color": colour, "drawstyle": drawstyle, "linewidth": 1.5}
+        ax.plot(x[: last_full + 1], y[: last_full + 1], **line)
+        if last_full < x.size - 1:
+            ax.plot(x[last_full:], y[last_full:], linestyle=":", **line)
         ax.fill_between(
-            rows["x"],
-            rows["ci_low"],
-            rows["ci_high"],
-            color=palette[algo],
-            alpha=_BAND_ALPHA,
-            step=band_step,
-            lw=0,
+            x, rows["ci_low"], rows["ci_high"], color=colour, alpha=_BAND_ALPHA, step=band_step, lw=0
         )
+        # Staggered markers, plus one on the line's end: the final mean, the summary table's value.
+        mx = np.append(_marker_positions(x, i, len(algos), span, log_x), x[-1:])
+        my = _curve_values(x, y, mx, step)
+        marks = {"marker": marker, "color": colour, "markeredgecolor": "white", "markeredgewidth": 0.6}
+        ax.plot(mx, my, linestyle="none", markersize=5.5, **marks)
+        ax.plot([], [], label=f"{algo_label(algo)} (n={n})", **marks)
+    for group in _coinciding(curves, algos, step):
+        # Wrapped: a legend entry wider than the axes would squeeze them in a constrained layout.
+        note = textwrap.fill("lines coincide: " + " = ".join(algo_label(a) for a in group), width=24)
+        ax.plot([], [], linestyle="none", label=note)
     if threshold is not None and np.isfinite(threshold):
         ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1.0, label=f"threshold ({threshold:g})")
     ax.set_xlabel(x_label + (" (log scale)" if log_x else ""))
     ax.set_ylabel("test return")
+    if y_range is not None and np.isfinite(y_range).all():
+        shown = [*y_range, *([threshold] if threshold is not None and np.isfinite(threshold) else [])]
+        low, high = min(shown), max(shown)
+        pad = 0.05 * (high - low) if high > low else 1.0
+        ax.set_ylim(low - pad, high + pad)
     if log_x:
         ax.set_xscale("log")
     else:
@@ -153,6 +182,70 @@ def plot_curves(
     if legend:
         _legend_below(ax)
     return ax
+
+
+# Marker per known algorithm (distinct shapes, legible in grey print); unknown algorithms cycle the spares.
+_FIXED_MARKERS = {"ga": "o", "random": "s", "a2c": "^", "ppo": "D"}
+_SPARE_MARKERS = ("v", "P", "X", "*", "<", ">")
+_MARKERS_PER_LINE = 4
+
+
+def algo_marker(algo: str) -> str:
+    """A marker shape per algorithm, fixed for known ones (GA a circle in every figure)."""
+    if algo in _FIXED_MARKERS:
+        return _FIXED_MARKERS[algo]
+    return _SPARE_MARKERS[sum(algo.encode()) % len(_SPARE_MARKERS)]
+
+
+def _marker_positions(
+    x: np.ndarray, index: int, count: int, span: tuple[float, float], log_x: bool
+) -> np.ndarray:
+    """Marker x positions for line ``index`` of ``count`` lines, whose eval grid is ``x`` (n,).
+
+    The whole x ``span`` of the axes is cut into ``count * _MARKERS_PER_LINE`` slots dealt round-robin to the
+    lines, and a line gets the centres of its slots that fall within its own x range. Slots never overlap, so
+    coinciding lines put their markers side by side, never on top of each other, however short the lines. A
+    line too short to hold any of its slots gets one marker in its middle.
+    """
+    if x.size == 0:
+        return x
+    scale = np.log10 if log_x else np.asarray
+    lo, hi = scale(np.asarray(span, dtype=float))
+    slots = count * _MARKERS_PER_LINE
+    centres = lo + (np.arange(index, slots, count) + 0.5) * (hi - lo) / slots
+    start, end = scale(x[[0, -1]].astype(float))
+    inside = centres[(centres >= start) & (centres <= end)]
+    if inside.size == 0:
+        inside = np.array([(start + end) / 2])
+    return 10**inside if log_x else inside
+
+
+def _curve_values(x: np.ndarray, y: np.ndarray, at: np.ndarray, step: bool) -> np.ndarray:
+    """The drawn curve (x (n,), y (n,)) at ``at`` (m,): the held value for steps, else linear."""
+    if not step:
+        return np.interp(at, x, y)
+    return y[np.clip(np.searchsorted(x, at, side="right") - 1, 0, x.size - 1)]
+
+
+def _coinciding(curves: pd.DataFrame, algos: list[str], step: bool) -> list[list[str]]:
+    """Groups of algorithms whose mean curves are identical where their x ranges overlap (e.g. all at -21)."""
+    lines = {a: (g["x"].to_numpy(float), g["mean"].to_numpy(float)) for a, g in curves.groupby("algo")}
+    scale = max(1.0, float(np.nanmax(np.abs(curves["mean"])))) if len(curves) else 1.0
+    groups: list[list[str]] = []
+    for algo in algos:
+        x, y = lines[algo]
+        for group in groups:
+            gx, gy = lines[group[0]]
+            lo, hi = max(x[0], gx[0]), min(x[-1], gx[-1])
+            at = np.union1d(x, gx)
+            at = at[(at >= lo) & (at <= hi)]
+            mine, theirs = _curve_values(x, y, at, step), _curve_values(gx, gy, at, step)
+            if at.size and np.allclose(mine, theirs, rtol=0, atol=1e-9 * scale, equal_nan=True):
+                group.append(algo)
+                break
+        else:
+            groups.append([algo])
+    return [g for g in groups if len(g) > 1]
 
 
 def plot_final_scores(

@@ -79,7 +79,7 @@ def write_report(
     Tables: summary.{md,csv,tex}, runs.csv, aggregate.csv, improvement.csv, profile.csv, curves.csv (the
     numbers behind every figure). Figures, under figures/: per env score vs frames, score vs training
     wall-clock, final-score distribution; over all envs aggregate metrics, performance profile, probability of
-    improvement.
+    improvement; figures/README.md holds their captions (how to read them).
     """
     out = Path(out_dir)
     (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
@@ -89,29 +89,40 @@ def write_report(
     def write(name: str, text: str) -> None:
         files.append(_atomic_write_text(out / name, text))
 
-    summary = tables.summary_table(df, **boot)
+    summary = tables.summary_table(df, confidence_level=confidence_level)
     aggregate = tables.aggregate_table(df, **boot)
     profile = tables.profile_table(df, **boot)
     improvement = tables.improvement_table(df, reference, **boot)
     curves = pd.concat(
-        [tables.curve_table(df, x, interp=curve_interp, **boot).assign(x_axis=x) for x in CURVE_AXES],
+        [
+            tables.curve_table(df, x, interp=curve_interp, confidence_level=confidence_level).assign(x_axis=x)
+            for x in CURVE_AXES
+        ],
         ignore_index=True,
     )
+    crossings = tables.threshold_crossings(df)
     runs = runs_table(df).merge(
-        tables.threshold_crossings(df)[["run_id", "frames_to_threshold", "wall_s_to_threshold"]], on="run_id"
+        crossings[["run_id", "reached", "frames_to_threshold", "wall_s_to_threshold"]], on="run_id"
     )
 
     display = tables.format_summary(summary, confidence_level)
     table_md = tables.to_markdown(display)
-    write("summary.md", _summary_markdown(df, table_md, aggregate, improvement, boot, curve_interp))
+    coverage = _mean_ci_coverage(summary["n_seeds"], confidence_level, seed)
+    write(
+        "summary.md",
+        _summary_markdown(df, summary, table_md, aggregate, improvement, boot, curve_interp, coverage),
+    )
     write("summary.csv", summary.to_csv(index=False))
+    untrained = " ".join(tables.untrained_notes(summary, _env_titles(runs_table(df))))
     write(
         "summary.tex",
         tables.to_latex(
             display,
-            caption=f"Final test return over seeds (mean with {confidence_level:.0%} bootstrap CI, IQM, "
-            "median), frames used, frames and training wall-clock to the env's threshold (mean over the "
-            "seeds that reached it; reached/seeds), training throughput.",
+            caption=f"Final test return over seeds (mean with {confidence_level:.0%} Student-t CI, IQM, "
+            "median), frames used, training frames and wall-clock at the first eval point at or above the "
+            "env's threshold (median over all seeds, a seed that never reached it counting as never; "
+            "> x: the median seed never reached it; reached/seeds), training throughput."
+            + (f" {untrained}" if untrained else ""),
             label="tab:summary",
         ),
     )
@@ -120,6 +131,8 @@ def write_report(
     write("improvement.csv", improvement.to_csv(index=False))
     write("profile.csv", profile.to_csv(index=False))
     write("curves.csv", curves.to_csv(index=False))
+    if formats:
+        write(f"{FIGURE_DIR}/README.md", _figure_captions(curve_interp, confidence_level))
 
     palette = plots.algo_palette(df["algo"])
     figures = _figures(
@@ -154,6 +167,8 @@ def _figures(
     for env in sorted(runs["env"].unique()):
         threshold = _env_threshold(summary, env)
         n_algos = runs.loc[runs["env"] == env, "algo"].nunique()
+        scores = df.loc[df["env"] == env, "score_mean"]
+        y_range = (float(scores.min()), float(scores.max()))
         for x, label in CURVE_AXES.items():
             rows = curves[(curves["env"] == env) & (curves["x_axis"] == x)]
 
@@ -162,7 +177,9 @@ def _figures(
                 x != "frames" and len(ends) > 1 and ends.min() > 0 and ends.max() / ends.min() > LOG_X_SPREAD
             )
 
-            def draw(rows=rows, label=label, threshold=threshold, title=titles[env], log_x=log_x) -> Figure:
+            def draw(
+                rows=rows, label=label, threshold=threshold, title=titles[env], log_x=log_x, y_range=y_range
+            ) -> Figure:
                 fig = Figure(figsize=(4.2, 3.4), layout="constrained")
                 plots.plot_curves(
                     rows,
@@ -173,6 +190,7 @@ def _figures(
                     title=title,
                     step=step,
                     log_x=log_x,
+                    y_range=y_range,
                 )
                 return fig
 
@@ -294,17 +312,55 @@ def _slug(name: str) -> str:
 # --- summary.md ---------------------------------------------------------------------------------------------
 
 
+def _mean_ci_coverage(
+    seed_counts: Iterable[int], confidence_level: float, seed: int
+) -> dict[tuple[str, int, str], float]:
+    """Simulated coverage of the table's mean CI (and of a percentile bootstrap, for contrast) at the seed
+    counts of this report, so the notes state how far to trust its intervals (:func:`stats.coverage_table`)."""
+    ns = sorted({int(n) for n in seed_counts if n >= 2})
+    if not ns:
+        return {}
+    return stats.coverage_table(
+        ns, (stats.MEAN_CI_METHOD, "percentile"), confidence_level=confidence_level, seed=seed
+    )
+
+
+def _coverage_sentence(coverage: dict[tuple[str, int, str], float], level: str) -> str:
+    """The notes' sentence stating the simulated coverage of the mean CI per seed count (empty without)."""
+    if not coverage:
+        return ""
+    scenarios = list(dict.fromkeys(name for name, _, _ in coverage))
+    ns = sorted({n for _, n, _ in coverage})
+
+    def cells(method: str, n: int) -> str:
+        return " / ".join(f"{coverage[name, n, method]:.1%}" for name in scenarios)
+
+    per_n = "; ".join(
+        f"n={n}: {cells(stats.MEAN_CI_METHOD, n)} (percentile bootstrap: {cells('percentile', n)})"
+        for n in ns
+    )
+    return (
+        f" Measured coverage of this {level} interval over {stats.COVERAGE_DRAWS:,} simulated sets of seeds "
+        "drawn from "
+        f"{' / '.join(scenarios)} (see `python -m neuroevo_bench.analysis.stats`): {per_n}."
+    )
+
+
 def _summary_markdown(
     df: pd.DataFrame,
+    summary: pd.DataFrame,
     table_md: str,
     aggregate: pd.DataFrame,
     improvement: pd.DataFrame,
     boot: dict,
     curve_interp: str,
+    coverage: dict[tuple[str, int, str], float],
 ) -> str:
     runs = runs_table(df)
+    titles = _env_titles(runs)
     skipped = df.attrs.get("skipped", [])
     level = f"{boot['confidence_level']:.0%}"
+    resolution = tables.resolution_notes(tables.resolution_table(df), titles)
     lines = [
         "# Benchmark summary",
         "",
@@ -313,20 +369,21 @@ def _summary_markdown(
         + (f"; {len(skipped)} run directories skipped (listed below)." if skipped else "."),
         "",
         table_md,
+        *(f"- {note}" for note in tables.untrained_notes(summary, titles)),
         f"- Final score: mean return of the last test evaluation of each run; mean over seeds with a {level} "
-        f"percentile bootstrap CI ({boot['n_resamples']:,} resamples, seed {boot['seed']}). "
-        "IQM: 25 % trimmed mean over seeds.",
-        "- Frames / wall-clock to threshold: where the test score first reaches the env's threshold, "
-        "linearly interpolated between eval points; mean over the seeds that reached it (reached/seeds).",
+        "Student-t CI (mean ± t(n-1) · sd / √n; seeds that all tie give a zero-width interval; being "
+        "symmetric, it can reach past the best attainable return). Chosen over a percentile bootstrap, which "
+        "covers far less than its nominal level with few seeds."
+        + _coverage_sentence(coverage, level)
+        + " IQM: 25 % trimmed mean over seeds.",
+        "- Frames / wall-clock to threshold: training frames and training wall-clock of the first eval point "
+        "whose test score is at or above the threshold (never interpolated between eval points). Median over "
+        "all seeds, a seed that never reached it within its budget counting as never; '> x' when the median "
+        "seed never reached it (x: the shortest such run); (reached/seeds). A crossing is only seen at an eval "
+        "point, so it is late by up to one eval spacing, the resolution: " + " ".join(resolution),
         "- Frames: training frames used (test evaluations excluded). Train frames/s: training frames / "
         "training wall-clock, mean over seeds.",
-        "- Learning curves: each run's test score "
-        + (
-            "held from one test evaluation to the next (step-hold)"
-            if curve_interp == "step"
-            else "linearly interpolated between test evaluations"
-        )
-        + ", on a common grid covered by all seeds; bands are bootstrap CIs of the mean over seeds.",
+        "- Learning curves (figures/, curves.csv): " + _curve_caption(curve_interp, level),
         "",
     ]
     if not aggregate.empty:
@@ -334,7 +391,8 @@ def _summary_markdown(
             "## Aggregate over envs (normalised score)",
             "",
             "Normalised score = (score - score_random) / (score_max - score_random); runs pooled over envs, "
-            "CIs: bootstrap stratified by env. Optimality gap: mean shortfall below 1 (lower is better).",
+            f"{level} CIs: percentile bootstrap stratified by env ({boot['n_resamples']:,} resamples, seed "
+            f"{boot['seed']}). Optimality gap: mean shortfall below 1 (lower is better).",
             "",
             tables.to_markdown(tables.format_aggregate(aggregate)),
         ]
@@ -343,15 +401,61 @@ def _summary_markdown(
             "## Probability of improvement",
             "",
             "P(X > Y): probability that a run of X ends with a higher test return than a run of Y (ties "
-            "count half; Mann-Whitney U / (n m)); 'all envs' averages the per-env probabilities.",
+            "count half; Mann-Whitney U / (n m)); 'all envs' averages the per-env probabilities; "
+            f"{level} percentile bootstrap CIs.",
             "",
-            tables.to_markdown(tables.format_improvement(improvement, _env_titles(runs))),
+            tables.to_markdown(tables.format_improvement(improvement, titles)),
         ]
     if skipped:
         lines += ["## Skipped runs", ""]
         lines += [f"- `{s.run_dir}`: {s.reason}" for s in skipped]
         lines.append("")
     return "\n".join(lines)
+
+
+def _curve_caption(curve_interp: str, level: str) -> str:
+    """How to read a learning-curve figure (summary.md notes and figures/README.md say the same)."""
+    between = (
+        "held from one test evaluation to the next (step-hold, never interpolated: a score is known only "
+        "where it was measured)"
+        if curve_interp == "step"
+        else "linearly interpolated between test evaluations"
+    )
+    return (
+        f"mean over seeds of each run's test score, {between}. A seed that has finished holds its final "
+        "score to the right of its end, so the curve spans the slowest seed and every point averages all "
+        "seeds: the right end is the table's mean final score. The line is solid while all seeds are "
+        "training and dotted where some have finished. Bands: "
+        f"{level} Student-t CIs of the mean over seeds (the table's interval). Markers tell the algorithms "
+        "apart (coinciding lines stay visible) and are not eval points; the one on a line's right end is its "
+        "mean final score."
+    )
+
+
+def _figure_captions(curve_interp: str, confidence_level: float) -> str:
+    level = f"{confidence_level:.0%}"
+    curve = _curve_caption(curve_interp, level)
+    return "\n".join(
+        [
+            "# Figures",
+            "",
+            "Every number drawn here is in the CSV tables one directory up (curves.csv, runs.csv, "
+            "aggregate.csv, profile.csv, improvement.csv).",
+            "",
+            f"- `score_vs_frames_<env>`: test return vs training frames; {curve}",
+            "- `score_vs_wallclock_<env>`: the same against measured training wall-clock (test evaluations "
+            "excluded); a log axis when algorithms' run times differ by more than "
+            f"{LOG_X_SPREAD}x. Wall-clock runs differ per seed, so the right end of a curve is its slowest "
+            "seed's end.",
+            "- `final_scores_<env>`: final test return of every seed (dots) over a box per algorithm.",
+            f"- `aggregate`: IQM, median, mean and optimality gap of normalised final scores with {level} "
+            "stratified bootstrap CIs.",
+            "- `performance_profile`: fraction of runs with normalised final score above tau, with bootstrap "
+            "CI bands.",
+            "- `probability_of_improvement`: P(reference > other) on final test return, bootstrap CIs.",
+            "",
+        ]
+    )
 
 
 # --- atomic writes ------------------------------------------------------------------------------------------

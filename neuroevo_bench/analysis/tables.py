@@ -2,8 +2,9 @@
 
 Every number in the report (table cell or plotted point) comes from a function here, so the figures and the
 CSVs next to them always agree. Each table is a plain DataFrame with numeric columns; ``format_*`` turns one
-into strings for display. Randomness: every bootstrap draws from ``rng_for(seed, <table>, <group>...)``, so
-one group's CI does not depend on which other groups are in the tree.
+into strings for display. A mean over seeds gets a Student-t CI (:func:`stats.mean_ci`, chosen for its
+coverage with few seeds); other statistics a bootstrap CI. Randomness: every bootstrap draws from
+``rng_for(seed, <table>, <group>...)``, so one group's CI does not depend on which other groups are in the tree.
 """
 
 from __future__ import annotations
@@ -27,15 +28,19 @@ __all__ = [
     "format_summary",
     "improvement_table",
     "profile_table",
+    "resolution_notes",
+    "resolution_table",
     "summary_table",
     "threshold_crossings",
     "to_latex",
     "to_markdown",
+    "untrained_notes",
 ]
 
 logger = logging.getLogger(__name__)
 
 ALL_ENVS = "all envs"
+UNTRAINED_MARK = "\u2020"  # dagger after an algorithm name: some of its seeds never completed a generation
 # name -> statistic over pooled normalised scores (observations on the last axis)
 AGGREGATE_METRICS = {
     "IQM": stats.iqm,
@@ -57,16 +62,20 @@ def _sorted(table: pd.DataFrame, algo_column: str = "algo") -> pd.DataFrame:
 
 
 def threshold_crossings(df: pd.DataFrame) -> pd.DataFrame:
-    """Per run: frames and training wall-clock at which its test score first reaches the env's threshold.
+    """Per run: frames and training wall-clock of the first eval point whose test score is at or above the
+    env's threshold (:func:`stats.first_crossing`; never interpolated between eval points).
 
-    The crossing is linearly interpolated between the two eval points around it
-    (:func:`stats.crossing_index`); ``nan`` when never reached or when the env has no threshold. Columns:
-    run_id, env, algo, seed, threshold, frames_to_threshold, wall_s_to_threshold.
+    Both come from the same eval point. A run that never reaches the threshold has ``reached`` False and
+    ``nan`` times; ``run_frames`` / ``run_wall_s`` (its training frames and wall-clock) are what it is known to
+    exceed (its censoring times). Columns: run_id, env, algo, seed, threshold, reached, frames_to_threshold,
+    wall_s_to_threshold, run_frames, run_wall_s.
     """
     rows = []
     for run_id, curve in df.groupby("run_id", sort=False):
         first = curve.iloc[0]
         threshold = float(first["score_threshold"])
+        index = stats.first_crossing(curve["score_mean"], threshold)
+        point = curve.iloc[index] if index is not None else None
         rows.append(
             {
                 "run_id": run_id,
@@ -74,46 +83,67 @@ def threshold_crossings(df: pd.DataFrame) -> pd.DataFrame:
                 "algo": first["algo"],
                 "seed": first["seed"],
                 "threshold": threshold,
-                "frames_to_threshold": stats.value_at_crossing(
-                    curve["frames"], curve["score_mean"], threshold
-                ),
-                "wall_s_to_threshold": stats.value_at_crossing(
-                    curve["train_wall_s"], curve["score_mean"], threshold
-                ),
+                "reached": point is not None,
+                "frames_to_threshold": float(point["frames"]) if point is not None else float("nan"),
+                "wall_s_to_threshold": float(point["train_wall_s"]) if point is not None else float("nan"),
+                "run_frames": float(first["train_frames"]),
+                "run_wall_s": float(first["total_train_wall_s"]),
             }
         )
     return pd.DataFrame(rows)
 
 
+def resolution_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (env, algo): how finely time-to-threshold is measured, i.e. the spacing of its eval points.
+
+    A crossing is only seen at an eval point, so it is late by up to one spacing. GA / RS (runs whose curve has
+    a ``generation`` column) evaluate at generation ends: the resolution is one generation, whose frames vary
+    with episode lengths. Other algorithms evaluate every ``eval.every_frames`` (from the run's config; SB3
+    rounds up to its rollout). Columns: env, algo, basis ("generation" or "every_frames"), eval_every_frames
+    (the configured value, nan if unknown), spacing_min, spacing_median, spacing_max (frames between
+    consecutive eval points over all its runs; nan for single-point curves).
+    """
+    generations = df["generation"] if "generation" in df else pd.Series(np.nan, index=df.index)
+    rows = []
+    for (env, algo), group in df.assign(_generation=generations).groupby(["env", "algo"], sort=False):
+        spacing = np.concatenate(
+            [np.diff(run["frames"].to_numpy(float)) for _, run in group.groupby("run_id")]
+        )
+        every = group["eval_every_frames"].dropna().unique()
+        rows.append(
+            {
+                "env": env,
+                "algo": algo,
+                "basis": "generation" if group["_generation"].notna().any() else "every_frames",
+                "eval_every_frames": float(every[0]) if len(every) == 1 else float("nan"),
+                "spacing_min": float(spacing.min()) if spacing.size else float("nan"),
+                "spacing_median": float(np.median(spacing)) if spacing.size else float("nan"),
+                "spacing_max": float(spacing.max()) if spacing.size else float("nan"),
+            }
+        )
+    return _sorted(pd.DataFrame(rows))
+
+
 # --- the main comparison table ------------------------------------------------------------------------------
 
 
-def summary_table(
-    df: pd.DataFrame,
-    *,
-    seed: int = 0,
-    n_resamples: int = stats.DEFAULT_RESAMPLES,
-    confidence_level: float = stats.DEFAULT_CONFIDENCE,
-) -> pd.DataFrame:
-    """One row per (env, algo): final score over seeds (mean with bootstrap CI, IQM, median), frames used,
+def summary_table(df: pd.DataFrame, *, confidence_level: float = stats.DEFAULT_CONFIDENCE) -> pd.DataFrame:
+    """One row per (env, algo): final score over seeds (mean with Student-t CI, IQM, median), frames used,
     frames / wall-clock to threshold and training throughput.
 
-    ``frames_to_threshold`` and ``wall_s_to_threshold`` are means over the ``n_reached`` seeds that reached
-    the threshold (``nan`` if none did); ``train_fps`` is the mean over seeds of ``train_frames /
-    total_train_wall_s``.
+    ``frames_to_threshold`` and ``wall_s_to_threshold`` are medians over *all* seeds of the first eval point at
+    or above the threshold, a seed that never reached it counting as "never" (:func:`stats.censored_median`);
+    when the median falls on such a seed the value is a lower bound and ``*_bound`` is True (shown as "> x").
+    ``n_reached`` seeds reached it. ``n_untrained`` seeds never completed a generation (run.json
+    ``untrained``): their score is the untrained network's. ``train_fps`` is the mean over seeds of
+    ``train_frames / total_train_wall_s``.
     """
     runs = runs_table(df)
     crossings = threshold_crossings(df).set_index("run_id")
     rows = []
     for (env, algo), group in runs.groupby(["env", "algo"], sort=False):
         scores = group["final_score"].to_numpy(dtype=float)
-        low, high = stats.bootstrap_ci(
-            scores,
-            stats.mean,
-            stats.rng_for(seed, "final_mean", env, algo),
-            n_resamples=n_resamples,
-            confidence_level=confidence_level,
-        )
+        low, high = stats.mean_ci(scores, confidence_level)
         cross = crossings.loc[group["run_id"]]
         thresholds = cross["threshold"].dropna().unique()
         if len(thresholds) > 1:
@@ -121,13 +151,18 @@ def summary_table(
         budgets = group["budget_frames"].dropna().unique()
         if len(budgets) > 1:
             logger.warning(
-                "runs of %s on %s have different frame budgets (%s): compare them with care; their learning "
-                "curves are cut where the shortest run ends",
+                "runs of %s on %s have different frame budgets (%s): compare them with care; their seeds' "
+                "final scores are held to the right of their ends in the learning curves",
                 algo,
                 env,
                 ", ".join(f"{b:,.0f}" for b in sorted(budgets)),
             )
-        reached = cross["frames_to_threshold"].notna()
+        reached = cross["reached"].to_numpy(dtype=bool)
+        frames, frames_bound = stats.censored_median(
+            cross["frames_to_threshold"], reached, cross["run_frames"]
+        )
+        wall, wall_bound = stats.censored_median(cross["wall_s_to_threshold"], reached, cross["run_wall_s"])
+        has_threshold = len(thresholds) == 1
         fps = group["train_frames"] / group["total_train_wall_s"].where(group["total_train_wall_s"] > 0)
         rows.append(
             {
@@ -135,18 +170,21 @@ def summary_table(
                 "env_id": group["env_id"].iloc[0],
                 "algo": algo,
                 "n_seeds": len(group),
+                "n_untrained": int(group["untrained"].sum()),
                 "final_mean": float(np.mean(scores)),
-                "final_ci_low": low,
-                "final_ci_high": high,
+                "final_ci_low": float(low),
+                "final_ci_high": float(high),
                 "final_iqm": float(stats.iqm(scores)),
                 "final_median": float(np.median(scores)),
                 "final_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else float("nan"),
                 "train_frames_mean": float(group["train_frames"].mean()),
                 "train_wall_s_mean": float(group["total_train_wall_s"].mean()),
-                "threshold": float(thresholds[0]) if len(thresholds) == 1 else float("nan"),
+                "threshold": float(thresholds[0]) if has_threshold else float("nan"),
                 "n_reached": int(reached.sum()),
-                "frames_to_threshold": float(cross.loc[reached, "frames_to_threshold"].mean()),
-                "wall_s_to_threshold": float(cross.loc[reached, "wall_s_to_threshold"].mean()),
+                "frames_to_threshold": frames if has_threshold else float("nan"),
+                "frames_to_threshold_bound": frames_bound and has_threshold,
+                "wall_s_to_threshold": wall if has_threshold else float("nan"),
+                "wall_s_to_threshold_bound": wall_bound and has_threshold,
                 "train_fps": float(fps.mean()),
             }
         )
@@ -154,14 +192,18 @@ def summary_table(
 
 
 def format_summary(summary: pd.DataFrame, confidence_level: float = stats.DEFAULT_CONFIDENCE) -> pd.DataFrame:
-    """The summary table as display strings (what summary.md / summary.tex show)."""
+    """The summary table as display strings (what summary.md / summary.tex show).
+
+    Times to threshold read "median (reached/seeds)", or "> x (reached/seeds)" when the median seed never
+    reached it; an algorithm with untrained seeds is marked with a dagger (:func:`untrained_notes`).
+    """
     ci = f"{confidence_level:.0%} CI"
 
-    def reached(value: float, row: pd.Series, fmt) -> str:
+    def to_threshold(row: pd.Series, column: str, fmt) -> str:
         if np.isnan(row["threshold"]):
             return "n/a"
-        count = f"({row['n_reached']}/{row['n_seeds']})"
-        return f"not reached {count}" if row["n_reached"] == 0 else f"{fmt(value)} {count}"
+        value = ("> " if row[f"{column}_bound"] else "") + fmt(row[column])
+        return f"{value} ({row['n_reached']}/{row['n_seeds']})"
 
     # Show the env id (CartPole-v1) unless two env configs share one; then the config names tell them apart.
     ids_unique = summary.groupby("env_id")["env"].nunique().max() <= 1 if len(summary) else True
@@ -173,22 +215,63 @@ def format_summary(summary: pd.DataFrame, confidence_level: float = stats.DEFAUL
         decimals = score_decimals(*scores)
         mean, low, high, iqm, median = (format_score(v, decimals) for v in scores)
         interval = "[n/a]" if np.isnan(row["final_ci_low"]) else f"[{low}, {high}]"
+        mark = f" {UNTRAINED_MARK}" if row["n_untrained"] else ""
         rows.append(
             {
                 "env": row["env_id"] if ids_unique else row["env"],
-                "algo": algo_label(row["algo"]),
+                "algo": algo_label(row["algo"]) + mark,
                 "seeds": str(row["n_seeds"]),
                 f"final score, mean [{ci}]": f"{mean} {interval}",
                 "IQM": iqm,
                 "median": median,
                 "frames": format_count(row["train_frames_mean"]),
                 "threshold": "n/a" if np.isnan(row["threshold"]) else f"{row['threshold']:g}",
-                "frames to threshold": reached(row["frames_to_threshold"], row, format_count),
-                "wall-clock to threshold [s]": reached(row["wall_s_to_threshold"], row, format_seconds),
+                "frames to threshold": to_threshold(row, "frames_to_threshold", format_count),
+                "wall-clock to threshold [s]": to_threshold(row, "wall_s_to_threshold", format_seconds),
                 "train frames/s": format_count(row["train_fps"]),
             }
         )
     return pd.DataFrame(rows)
+
+
+def untrained_notes(summary: pd.DataFrame, env_labels: dict[str, str] | None = None) -> list[str]:
+    """One note per (env, algo) with untrained seeds: "† GA on Pong: 3 of 5 seeds never completed ..."."""
+    env_labels = env_labels or {}
+    return [
+        f"{UNTRAINED_MARK} {algo_label(row['algo'])} on {env_labels.get(row['env'], row['env'])}: "
+        f"{row['n_untrained']} of {row['n_seeds']} seeds never completed a generation (budget too small): "
+        "their score is the untrained network's."
+        for _, row in summary.iterrows()
+        if row["n_untrained"]
+    ]
+
+
+def resolution_notes(resolution: pd.DataFrame, env_labels: dict[str, str] | None = None) -> list[str]:
+    """Per env, one sentence on the resolution of time-to-threshold for each algorithm (:func:`resolution_table`)."""
+    env_labels = env_labels or {}
+    notes = []
+    for env, group in resolution.groupby("env", sort=False):
+        parts = []
+        for _, row in group.iterrows():
+            if row["basis"] == "generation":
+                what = f"one generation (eval points at generation ends{_spacing(row, ': ')})"
+            elif np.isfinite(row["eval_every_frames"]):
+                what = f"eval.every_frames = {format_count(row['eval_every_frames'])} frames"
+            else:
+                what = f"its eval spacing{_spacing(row, ' ')}"
+            parts.append(f"{algo_label(row['algo'])} {what}")
+        notes.append(f"{env_labels.get(env, env)}: " + "; ".join(parts) + ".")
+    return notes
+
+
+def _spacing(row: pd.Series, lead: str) -> str:
+    """ "45.7k-227k frames here, median 119k" (or "1M frames here"); empty without two eval points."""
+    if np.isnan(row["spacing_median"]):
+        return ""
+    low, high = format_count(row["spacing_min"]), format_count(row["spacing_max"])
+    if low == high:
+        return f"{lead}{low} frames here"
+    return f"{lead}{low}-{high} frames here, median {format_count(row['spacing_median'])}"
 
 
 # --- aggregates over envs on normalised scores --------------------------------------------------------------
@@ -422,16 +505,16 @@ def curve_table(
     x: str = "frames",
     *,
     interp: str = "step",
-    seed: int = 0,
-    n_resamples: int = stats.DEFAULT_RESAMPLES,
     confidence_level: float = stats.DEFAULT_CONFIDENCE,
 ) -> pd.DataFrame:
-    """Mean test score over seeds with a bootstrap CI band, per (env, algo), on a common grid of ``x``.
+    """Mean test score over seeds with a Student-t CI band, per (env, algo), on a common grid of ``x``.
 
-    ``x`` is ``"frames"`` or ``"train_wall_s"``. The grid is the union of the seeds' eval points, clipped to
-    the range every seed covers (so each point averages all seeds; a seed that ran longer is cut at the
-    shortest). ``interp="step"`` holds each run's latest test evaluation between eval points, ``"linear"``
-    interpolates (:func:`stats.interpolate_curve`). Columns: env, algo, x, mean, ci_low, ci_high, n_seeds.
+    ``x`` is ``"frames"`` or ``"train_wall_s"``. The grid is the union of the seeds' eval points from the
+    latest first eval point to the *slowest* seed's end. A seed that has finished holds its final score to the
+    right of its end (its policy is final), so every point averages all seeds and the curve ends at the
+    table's mean final score. ``interp="step"`` holds each run's latest test evaluation between eval points,
+    ``"linear"`` interpolates (:func:`stats.interpolate_curve`). ``n_running``: seeds still training at that x
+    (the others are held). Columns: env, algo, x, mean, ci_low, ci_high, n_seeds, n_running.
     """
     parts = []
     for (env, algo), group in df.groupby(["env", "algo"], sort=False):
@@ -440,16 +523,11 @@ def curve_table(
             for _, run in group.groupby("run_id")
         ]
         start = max(xs[0] for xs, _ in runs)
-        end = min(xs[-1] for xs, _ in runs)
         grid = np.unique(np.concatenate([xs for xs, _ in runs]))
-        grid = grid[(grid >= start) & (grid <= end)]
+        grid = grid[grid >= start]
         curves = np.stack([stats.interpolate_curve(xs, ys, grid, kind=interp) for xs, ys in runs])
-        mean, low, high = stats.curve_band(
-            curves,
-            stats.rng_for(seed, "curve", x, env, algo),
-            n_resamples=n_resamples,
-            confidence_level=confidence_level,
-        )
+        mean, low, high = stats.curve_band(curves, confidence_level=confidence_level)
+        ends = np.array([xs[-1] for xs, _ in runs])
         parts.append(
             pd.DataFrame(
                 {
@@ -460,6 +538,7 @@ def curve_table(
                     "ci_low": low,
                     "ci_high": high,
                     "n_seeds": len(runs),
+                    "n_running": (ends[np.newaxis, :] >= grid[:, np.newaxis]).sum(axis=1),
                 }
             )
         )
@@ -513,9 +592,9 @@ def to_latex(table: pd.DataFrame, caption: str | None = None, label: str | None 
 
 def _numeric_cell(value: str) -> bool:
     """Whether a display cell is a number (possibly with a CI or count after it), for right alignment."""
-    if value in ("n/a", "[n/a]") or value.startswith("not reached"):
+    if value in ("n/a", "[n/a]"):
         return True
-    head = value.split(" ")[0].replace(",", "").rstrip("kMG")
+    head = value.removeprefix("> ").split(" ")[0].replace(",", "").rstrip("kMG")
     try:
         float(head)
     except ValueError:
@@ -536,6 +615,7 @@ _LATEX_SPECIAL = {
     "^": r"\textasciicircum{}",
     ">": r"$>$",
     "<": r"$<$",
+    UNTRAINED_MARK: r"$^\dagger$",
 }
 
 
