@@ -1,4 +1,9 @@
-"""`python -m neuroevo_bench algo=ga env=CartPole` (add `-m` and comma lists for a sweep)."""
+"""`python -m neuroevo_bench algo=ga env=CartPole` (add `-m` and comma lists for a sweep).
+
+Bad input exits with status 2 and one line on stderr. A single run's config is checked before Hydra creates
+the run directory (:class:`neuroevo_bench.config.CheckBeforeRun`); what only shows once the algorithm is built
+(e.g. a network that cannot handle the env) is refused here, before any record is written.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from neuroevo_bench.config import ConfigError, register_configs
-from neuroevo_bench.envs import EnvError
-from neuroevo_bench.policies import PolicyError
+from neuroevo_bench.config import ConfigError, exit_bad_input, register_configs
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-BAD_INPUT = (ConfigError, EnvError, PolicyError)
 
 register_configs()
 
@@ -51,10 +53,10 @@ def main(cfg: DictConfig) -> float | None:
     single = hc.mode.name == "RUN"
     try:
         info = run(cfg, run_dir)
-    except BAD_INPUT as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # bad input (EnvError and PolicyError are ConfigErrors too)
         if single:
-            sys.exit(2)
+            exit_bad_input(exc)
+        print(f"error: {exc}", file=sys.stderr)
         record_failure(cfg, run_dir, exc)
         return None
     except Exception as exc:

@@ -6,17 +6,65 @@ Hydra validates types against these dataclasses (a string where an int belongs f
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-EVAL_SEED_MIN = 2**31  # training env seeds are drawn below this, so test episodes never repeat training ones
+# Env seeds. A vector env reset with seed s seeds its sub-env i with s + i. Seeds are uint32 values, the range
+# every env library takes (numpy's generators; ALE through envs.ale_seeds); test episodes own the upper half.
+EVAL_SEED_MIN = 2**31  # test-episode seeds: eval.seed + i, in [EVAL_SEED_MIN, EVAL_SEED_END)
+EVAL_SEED_END = 2**32
+MAX_SUB_ENVS = 2**16  # at most this many sub-envs in one training vector env (algo.slots, algo.n_envs) ...
+TRAIN_SEED_LIMIT = EVAL_SEED_MIN - MAX_SUB_ENVS  # ... reset with a seed below this: s + i < EVAL_SEED_MIN
+# the reasons, as the error messages give them
+SUB_ENVS_WHY = (
+    f" (sub-env i of a vector env is seeded s + i, and training seeds s stay below {TRAIN_SEED_LIMIT} so "
+    f"that s + i never reaches the test seeds >= {EVAL_SEED_MIN})"
+)
+SEED_WHY = (
+    f" (SB3 seeds its training envs with it, and training seeds stay below {TRAIN_SEED_LIMIT} so that a "
+    f"sub-env's seed never reaches the test seeds >= {EVAL_SEED_MIN})"
+)
+EVAL_SEED_WHY = (
+    f" (test episode i is seeded eval.seed + i; test seeds are >= {EVAL_SEED_MIN}, above every training seed, "
+    f"and below {EVAL_SEED_END}, the range every env library takes)"
+)
+
+ENV_KINDS = ("gym", "atari")
+ENV_ID_EXAMPLES = {"gym": "Acrobot-v1", "atari": "ALE/Breakout-v5"}  # what `env=<kind> env.id=...` looks like
 
 
 class ConfigError(ValueError):
-    """A config value that would make the run fail or be incomparable; raised before any work starts."""
+    """Bad input: a config value that would make the run fail or be incomparable; raised before any work.
+
+    Its message is one line naming the full key, the bad value and what is valid; the app prints it and exits
+    with status 2 (:func:`exit_bad_input`).
+    """
+
+
+def exit_bad_input(error: ConfigError) -> NoReturn:
+    """How the app refuses bad input: one line on stderr, exit status 2 (Hydra's own config errors exit 1)."""
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+class CheckBeforeRun(Callback):
+    """Hydra callback (conf/config.yaml): :func:`validate` the composed config before Hydra creates the run
+    directory, so a refused command writes nothing (no `.hydra/`, no log file, no directories).
+
+    Only a single run is checked here; in a multirun each job is checked by the runner and a refused job is
+    recorded as failed in its own directory, while the other jobs run.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate(config)
+        except ConfigError as error:
+            exit_bad_input(error)
 
 
 @dataclass
@@ -125,21 +173,30 @@ def register_configs() -> None:
     cs.store(group="schema/env", name="env", node=EnvConfig)
 
 
-def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
+def _integer(cfg: DictConfig, key: str, low: int = 1, high: int | None = None, why: str = "") -> None:
+    """`key` (its full path from the config root) must be an integer in [low, high]; `why` explains a bound."""
     value = OmegaConf.select(cfg, key)
-    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        need = "a non-negative integer" if allow_zero else "a positive integer"
-        raise ConfigError(f"{key}={value!r} is invalid: it must be {need}")
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if ok and (high is None or value <= high):
+        return
+    if high is not None:
+        valid = f"{low} <= {key} <= {high}"
+    else:
+        valid = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+    raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}{why}")
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check values and cross-field rules; raise ConfigError naming the key, the value and what is allowed."""
-    _positive(cfg, "budget.frames")
-    _positive(cfg, "eval.every_frames")
-    _positive(cfg, "eval.episodes")
-    _positive(cfg, "resources.threads")
-    _positive(cfg, "seed", allow_zero=True)
+    """Check values and cross-field rules; raise ConfigError naming the key, the value and what is allowed.
+
+    Then the env config (:func:`neuroevo_bench.envs.check_env_config`: the id, its kind, frames per step),
+    which needs gymnasium's registry but builds no env.
+    """
+    _integer(cfg, "budget.frames")
+    _integer(cfg, "eval.every_frames")
+    _integer(cfg, "eval.episodes")
+    _integer(cfg, "resources.threads")
+    _integer(cfg, "seed", 0, TRAIN_SEED_LIMIT - 1, SEED_WHY)
     if cfg.resume and cfg.overwrite:
         raise ConfigError("resume=true and overwrite=true contradict each other: pass one of them")
     if cfg.eval.every_frames > cfg.budget.frames:
@@ -147,11 +204,7 @@ def validate(cfg: DictConfig) -> None:
             f"eval.every_frames={cfg.eval.every_frames} is larger than budget.frames={cfg.budget.frames}: "
             "there would be no test evaluation during training; choose a value <= budget.frames"
         )
-    if cfg.eval.seed < EVAL_SEED_MIN:
-        raise ConfigError(
-            f"eval.seed={cfg.eval.seed} must be >= {EVAL_SEED_MIN} so that test episodes are disjoint from "
-            f"training episodes (training seeds are drawn below {EVAL_SEED_MIN})"
-        )
+    _integer(cfg, "eval.seed", EVAL_SEED_MIN, EVAL_SEED_END - cfg.eval.episodes, EVAL_SEED_WHY)
     if cfg.resources.device not in ("cpu", "cuda") and not str(cfg.resources.device).startswith("cuda:"):
         raise ConfigError(f"resources.device={cfg.resources.device!r}; valid: cpu, cuda, cuda:N")
     if str(cfg.resources.device).startswith("cuda"):
@@ -162,26 +215,31 @@ def validate(cfg: DictConfig) -> None:
                 f"resources.device={cfg.resources.device!r} but torch sees no CUDA device "
                 "(torch.cuda.is_available() is False); use resources.device=cpu"
             )
-    if cfg.env.kind not in ("gym", "atari"):
-        raise ConfigError(f"env.kind={cfg.env.kind!r}; valid: gym, atari")
-    _positive(cfg, "env.frame_skip")
+    if cfg.env.kind not in ENV_KINDS:
+        raise ConfigError(f"env.kind={cfg.env.kind!r} is invalid; valid: {', '.join(ENV_KINDS)}")
+    _integer(cfg, "env.frame_skip")
     if "population" in cfg.algo:
-        validate_neuroevolution(cfg.algo)
+        validate_neuroevolution(cfg)
     if "n_steps" in cfg.algo:
         validate_sb3(cfg)
+    from neuroevo_bench.envs import check_env_config  # gymnasium's registry: only once the values are fine
+
+    check_env_config(cfg.env)
 
 
 GA_VARIANTS = ("such2017", "chopra")
 
 
-def validate_neuroevolution(a: DictConfig) -> None:
+def validate_neuroevolution(cfg: DictConfig) -> None:
+    a = cfg.algo
     if a.variant not in GA_VARIANTS:
         raise ConfigError(f"algo.variant={a.variant!r} is invalid; valid: {', '.join(GA_VARIANTS)}")
-    keys = ("population", "episodes_per_fitness", "elite_episodes", "slots", "shards", "noise_table_size")
+    keys = ("population", "episodes_per_fitness", "elite_episodes", "shards", "noise_table_size")
     for key in keys:
-        _positive(a, key)
-    _positive(a, "truncation", allow_zero=True)
-    _positive(a, "elite_candidates")
+        _integer(cfg, f"algo.{key}")
+    _integer(cfg, "algo.slots", 1, MAX_SUB_ENVS, SUB_ENVS_WHY)
+    _integer(cfg, "algo.truncation", 0)
+    _integer(cfg, "algo.elite_candidates")
     if a.truncation > a.population:
         raise ConfigError(
             f"algo.truncation={a.truncation} is larger than algo.population={a.population}: "
@@ -282,8 +340,8 @@ def validate_schedule(value: Any, key: str, allow_none: bool = False) -> None:
 def validate_sb3(cfg: DictConfig) -> None:
     """SB3 values and the one cross-field rule: the budget must hold at least one full rollout."""
     a = cfg.algo
-    for key in ("n_envs", "n_steps"):
-        _positive(a, key)
+    _integer(cfg, "algo.n_envs", 1, MAX_SUB_ENVS, SUB_ENVS_WHY)
+    _integer(cfg, "algo.n_steps")
     if a.policy not in SB3_POLICIES:
         raise ConfigError(f"algo.policy={a.policy!r}; valid: {', '.join(SB3_POLICIES)}")
     if not 0 < a.gamma <= 1:
@@ -299,8 +357,8 @@ def validate_sb3(cfg: DictConfig) -> None:
     if "clip_range" in a:
         validate_schedule(a.clip_range, "algo.clip_range")
         validate_schedule(a.clip_range_vf, "algo.clip_range_vf", allow_none=True)
-        _positive(a, "batch_size")
-        _positive(a, "n_epochs")
+        _integer(cfg, "algo.batch_size")
+        _integer(cfg, "algo.n_epochs")
         if a.batch_size > a.n_steps * a.n_envs:
             raise ConfigError(
                 f"algo.batch_size={a.batch_size} is larger than one rollout (algo.n_steps * algo.n_envs = "

@@ -7,41 +7,140 @@ Every algorithm (GA, random search, SB3) and the shared test evaluator builds it
 
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode
+from omegaconf import DictConfig, OmegaConf
+
+from neuroevo_bench.config import ENV_ID_EXAMPLES, EVAL_SEED_MIN, TRAIN_SEED_LIMIT, ConfigError
 
 SAME_STEP = AutoresetMode.SAME_STEP
 NEXT_STEP = AutoresetMode.NEXT_STEP
 
 
-class EnvError(ValueError):
-    """An env that the harness cannot build or that an algorithm cannot handle."""
+class EnvError(ConfigError):
+    """An env that the harness cannot build or that an algorithm cannot handle (bad input: exit status 2)."""
 
 
-def ensure_registered(env_id: str) -> None:
-    """Fail early, naming close matches, if `env_id` is not a registered gymnasium id."""
-    if env_id.startswith("ALE/"):
-        try:
-            import ale_py
+# --- checking an env config before anything is built -------------------------------------------------------
 
-            gym.register_envs(ale_py)
-        except ImportError as exc:
-            raise EnvError(
-                f"env id {env_id!r} needs the Atari extra: pip install -e '.[atari]' ({exc})"
-            ) from exc
-    if env_id not in gym.registry:
-        prefix = env_id.split("-")[0].split("/")[-1].lower()[:4]
-        close = sorted(k for k in gym.registry if prefix and prefix in k.lower())[:10]
-        hint = f" Close matches: {', '.join(close)}." if close else ""
+
+def check_env_config(env_cfg: Any) -> None:
+    """Everything about `env.*` that can be known from gymnasium's registry, without building an env.
+
+    The id is given, registered, and of the config's kind (an Atari game goes through `env=atari`, where the
+    harness applies the protocol and counts every frame; `env=gym` would run ale_py's own env, whose built-in
+    frame skip nothing counts); and `env.frame_skip` is the number of emulator frames one step really takes.
+    """
+    kind = str(env_cfg.kind)
+    if isinstance(env_cfg, DictConfig) and OmegaConf.is_missing(env_cfg, "id"):
+        what = "an ALE/<Game>-v5 id" if kind == "atari" else "the id of a registered gymnasium environment"
+        raise EnvError(f"env.id is missing: env={kind} needs {what}, e.g. env.id={ENV_ID_EXAMPLES[kind]}")
+    env_id = str(env_cfg.id)
+    ensure_registered(env_id, kind)
+    if kind == "atari":
+        atari_game(env_id)
+        return
+    if _is_atari(env_id):
         raise EnvError(
-            f"env.id={env_id!r} is not a registered gymnasium environment.{hint} "
-            "Any id from gymnasium.registry (e.g. CartPole-v1, Acrobot-v1, Pendulum-v1) is valid."
+            f"env.id={env_id!r} is an Atari game: use env=atari env.id={_ale_v5_id(env_id)}, which plays it under "
+            "the protocol and counts its emulator frames (env=gym would run ale_py's own env with its own settings, "
+            "e.g. v5's built-in frame skip of 4, counting one frame a step)"
         )
+    frames = gym_frames_per_step(env_id)
+    if env_cfg.frame_skip != frames:
+        one_step = "one emulator frame" if frames == 1 else f"{frames} emulator frames"
+        raise EnvError(
+            f"env.frame_skip={env_cfg.frame_skip} is invalid for env.id={env_id!r}; valid: "
+            f"env.frame_skip={frames}. One step of it is {one_step}, and the harness skips frames itself only for "
+            "Atari (env=atari, env=Pong): any other value would only multiply every frame count"
+        )
+
+
+def gym_frames_per_step(env_id: str) -> int:
+    """Emulator frames in one step of a (non-Atari) gymnasium env: 1 - one step is one frame - unless the env
+    skips frames itself and says so in `metadata["frames_per_step"]` (the tests' toy env with a frame skip)."""
+    spec = gym.spec(env_id)
+    creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(spec.entry_point)
+    return int((getattr(creator, "metadata", None) or {}).get("frames_per_step", 1))
+
+
+def ensure_registered(env_id: str, kind: str = "gym") -> None:
+    """Fail early if `env_id` is not a registered gymnasium id, naming the ids the user may have meant.
+
+    Atari ids (`ALE/...`, or any id with `kind=atari`) are looked up among ale_py's games, so `Pong` or
+    `ALE/Pongg-v5` suggest `ALE/Pong-v5`; other ids among the other registered envs.
+    """
+    atari = kind == "atari" or env_id.startswith("ALE/")
+    if atari and not _register_ale():
+        raise EnvError(f"env.id={env_id!r} needs the Atari extra: pip install -e '.[atari]' (ale_py)")
+    if env_id in gym.registry or (not atari and _register_ale() and env_id in gym.registry):
+        return
+    if atari:
+        games = sorted(_ale_v5_ids().values())
+        close = _close_ids(env_id, games)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        raise EnvError(
+            f"env.id={env_id!r} is not an Atari game in ale_py's registry{hint}; valid: ALE/<Game>-v5 for any "
+            f"of its {len(games)} games, e.g. ALE/Pong-v5, ALE/Breakout-v5, ALE/MsPacman-v5"
+        )
+    close = _close_ids(env_id, [k for k in gym.registry if not _is_atari(k)])
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    raise EnvError(
+        f"env.id={env_id!r} is not a registered gymnasium environment{hint}; valid: any id in "
+        "gymnasium.registry, e.g. CartPole-v1, Acrobot-v1, Pendulum-v1 (Atari games: env=atari env.id=ALE/...)"
+    )
+
+
+def _register_ale() -> bool:
+    """Add ale_py's games to gymnasium's registry; False if the Atari extra is not installed."""
+    try:
+        import ale_py
+    except ImportError:
+        return False
+    gym.register_envs(ale_py)
+    return True
+
+
+def _is_atari(env_id: str) -> bool:
+    spec = gym.registry.get(env_id)
+    return env_id.startswith("ALE/") or (spec is not None and str(spec.entry_point).startswith("ale_py"))
+
+
+def _ale_v5_ids() -> dict[str, str]:
+    """ROM name -> its `ALE/<Game>-v5` id, for every game in the registry (the ids env=atari is shown with)."""
+    return {
+        spec.kwargs["game"]: env_id
+        for env_id, spec in gym.registry.items()
+        if re.fullmatch(r"ALE/[^-]+-v5", env_id) and isinstance(spec.kwargs.get("game"), str)
+    }
+
+
+def _ale_v5_id(env_id: str) -> str:
+    """The `ALE/<Game>-v5` id of a registered Atari id such as `PongNoFrameskip-v4` (itself if it is one)."""
+    return _ale_v5_ids().get(gym.registry[env_id].kwargs.get("game"), env_id)
+
+
+def _id_key(env_id: str) -> str:
+    """An id reduced to what a person means by it: `ALE/Pong-v5`, `PongNoFrameskip-v4`, `pong` -> `pong`."""
+    name = re.sub(r"-v\d+$", "", env_id.split("/")[-1].lower())
+    return re.sub(r"noframeskip|deterministic|-ram", "", name)
+
+
+def _close_ids(env_id: str, candidates: list[str], n: int = 5) -> list[str]:
+    """Up to `n` of `candidates` whose names are the same as `env_id`'s or close to it (difflib)."""
+    by_key: dict[str, list[str]] = {}
+    for candidate in candidates:
+        by_key.setdefault(_id_key(candidate), []).append(candidate)
+    names = difflib.get_close_matches(_id_key(env_id), list(by_key), n=n, cutoff=0.75)
+    return [candidate for name in names for candidate in sorted(by_key[name])][:n]
 
 
 @dataclass
@@ -76,15 +175,12 @@ def atari_game(env_id: str) -> str:
     Only the ROM is taken from gymnasium's registry entry: the entry's own settings (v5's sticky actions and
     frame skip) are never used, so the protocol is applied once, by :func:`atari_kwargs`.
     """
-    import ale_py
-
-    gym.register_envs(ale_py)
-    spec = gym.registry.get(env_id)
-    game = None if spec is None else spec.kwargs.get("game")
-    if not isinstance(game, str):
+    ensure_registered(env_id, "atari")
+    game = gym.registry[env_id].kwargs.get("game")
+    if not _is_atari(env_id) or not isinstance(game, str):
         raise EnvError(
-            f"env.id={env_id!r} is not an ALE Atari id, but env.kind=atari needs one: use ALE/<Game>-v5, e.g. "
-            "ALE/Pong-v5, ALE/Breakout-v5, ALE/MsPacman-v5 (any `ALE/` id in gymnasium.registry)"
+            f"env.id={env_id!r} is not an Atari game, but env.kind=atari (env=atari, env=Pong) needs one; valid: "
+            f"ALE/<Game>-v5, e.g. ALE/Breakout-v5 (for {env_id}: env=gym env.id={env_id})"
         )
     return game
 
@@ -146,12 +242,11 @@ ALE_SEED_HALF = 2**30  # ALE takes reset seeds in [0, 2**31); a negative seed me
 def ale_seeds(seeds: np.ndarray) -> np.ndarray:
     """Harness seeds -> ALE seeds, keeping training and test episodes apart by construction.
 
-    The harness draws training seeds below EVAL_SEED_MIN = 2**31 and puts test seeds at or above it, but ALE
-    only accepts seeds in [0, 2**31). Training seeds go to the lower half of that range, test seeds to the
-    upper half, so no test episode ever replays a training episode's sticky-action stream.
+    Harness seeds are uint32: training sub-env seeds below EVAL_SEED_MIN = 2**31, test seeds from it up to
+    EVAL_SEED_END = 2**32 (neuroevo_bench.config), but ALE only accepts seeds in [0, 2**31). Training seeds go
+    to the lower half of that range, test seeds to the upper half, so no test episode ever replays a training
+    episode's sticky-action stream.
     """
-    from neuroevo_bench.config import EVAL_SEED_MIN
-
     seeds = np.asarray(seeds, dtype=np.int64)
     if (seeds < 0).any():
         raise EnvError(f"env reset seeds must be >= 0, got {seeds[seeds < 0][:3].tolist()}")
@@ -204,7 +299,7 @@ def make_vector_env(
     `CartPoleVectorEnv`) are then built as a `SyncVectorEnv` of the same registered env: same dynamics, same
     episode cap, same reward. `max_episode_frames` shortens episodes (the GA's fitness-episode cap).
     """
-    ensure_registered(env_cfg.id)
+    ensure_registered(env_cfg.id, env_cfg.kind)
     if env_cfg.kind == "atari":
         if render_mode is not None:
             raise EnvError(
@@ -315,6 +410,13 @@ class CountedVecEnv:
         self._resetting = np.zeros(self.num_envs, dtype=bool)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
+        """Sub-env i is seeded `seed + i`: all of them training seeds (below EVAL_SEED_MIN) or all test seeds."""
+        if seed is not None and seed < EVAL_SEED_MIN < seed + self.num_envs:
+            raise ValueError(
+                f"reset seed {seed} would seed {self.num_envs} sub-envs with {seed}..{seed + self.num_envs - 1}, "
+                f"some of them test seeds (>= {EVAL_SEED_MIN}); training seeds are drawn below "
+                f"config.TRAIN_SEED_LIMIT = {TRAIN_SEED_LIMIT}"
+            )
         obs, _ = self.env.reset(seed=seed)
         self._resetting[:] = False
         return obs

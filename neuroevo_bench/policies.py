@@ -16,12 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from neuroevo_bench.config import ConfigError
+
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 NUMPY_ACTIVATIONS = {"relu": lambda h, out: np.maximum(h, 0, out=out), "tanh": np.tanh}
 
 
-class PolicyError(ValueError):
-    """A network that cannot be built for this env."""
+class PolicyError(ConfigError):
+    """A network that cannot be built for this env (bad input: exit status 2)."""
 
 
 @dataclass(frozen=True)
@@ -304,8 +306,8 @@ def make_nature_cnn(net_cfg: Any, observation_space: gym.spaces.Box, action_spac
         )
     if net_cfg.activation != "relu":
         raise PolicyError(
-            f"network.activation={net_cfg.activation!r}: the Nature CNN uses relu (network.hidden and "
-            "network.activation describe MLPs; the CNN's layers are fixed)"
+            f"algo.network.activation={net_cfg.activation!r} is invalid for the Nature CNN; valid: relu "
+            "(algo.network.hidden and algo.network.activation describe MLPs; the CNN's layers are fixed)"
         )
     net = NatureCNN(in_shape=(shape[0], shape[1], shape[2]), n_actions=int(action_space.n))
     if min(net.feature_hw) < 1:
@@ -334,7 +336,9 @@ def make_network(net_cfg: Any, observation_space: gym.Space, action_space: gym.S
     else:
         raise PolicyError(f"action space {action_space} is not supported: use Discrete or a 1-D Box")
     if net_cfg.activation not in ACTIVATIONS:
-        raise PolicyError(f"network.activation={net_cfg.activation!r}; valid: {sorted(ACTIVATIONS)}")
+        raise PolicyError(
+            f"algo.network.activation={net_cfg.activation!r} is invalid; valid: {', '.join(sorted(ACTIVATIONS))}"
+        )
     sizes = (int(observation_space.shape[0]), *map(int, net_cfg.hidden), n_out)
     return Network(sizes=sizes, activation=str(net_cfg.activation), discrete=discrete, low=low, high=high)
 

@@ -179,7 +179,14 @@ def test_any_game_by_config_unclipped_rewards_and_no_life_loss_terminal(make_cfg
 
 @pytest.mark.parametrize(
     ("env_id", "message"),
-    [("CartPole-v1", "not an ALE Atari id"), ("ALE/Pongg-v5", "not a registered gymnasium environment")],
+    [
+        (
+            "CartPole-v1",
+            r"not an Atari game, but env.kind=atari .* \(for CartPole-v1: env=gym env.id=CartPole-v1\)",
+        ),
+        ("ALE/Pongg-v5", "not an Atari game in ale_py's registry; close matches: ALE/Pong-v5;"),
+        ("BreakoutNoFrameskip", "close matches: ALE/Breakout-v5;"),
+    ],
 )
 def test_bad_atari_id_fails_early(make_cfg, env_id, message):
     cfg = make_cfg("env=atari", f"env.id={env_id}")
