@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from neuroevo_bench.config import ConfigError
+from neuroevo_bench.envs import env_info
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 NUMPY_ACTIVATIONS = {"relu": lambda h, out: np.maximum(h, 0, out=out), "tanh": np.tanh}
@@ -313,6 +314,13 @@ def make_nature_cnn(net_cfg: Any, observation_space: gym.spaces.Box, action_spac
     if min(net.feature_hw) < 1:
         raise PolicyError(f"image observations {shape} are too small for the Nature CNN (need >= 36x36)")
     return net
+
+
+def build_network(env_cfg: Any, net_cfg: Any) -> Network | NatureCNN:
+    """The GA/RS network for the configured env (`env.*`, `algo.network`), its spaces read from a built env:
+    the one way the driver, the Ray workers and the benchmarks get the same network."""
+    info = env_info(env_cfg)
+    return make_network(net_cfg, info.observation_space, info.action_space)
 
 
 def make_network(net_cfg: Any, observation_space: gym.Space, action_space: gym.Space) -> Network | NatureCNN:

@@ -47,7 +47,7 @@ from neuroevo_bench.evaluation import (
     shard_seed,
 )
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
-from neuroevo_bench.policies import Network
+from neuroevo_bench.policies import Network, build_network
 
 log = logging.getLogger(__name__)
 
@@ -355,8 +355,6 @@ def benchmark(quick: bool = False) -> list[dict[str, Any]]:
     of each is compared. Goals: Ray frames/s >= 0.8 x local (despite the messaging) and <= 1 KB sent per
     individual (genomes, not weights), also for genomes 1000 generations deep.
     """
-    from neuroevo_bench.algorithms.ga import build_network
-
     torch.set_num_threads(1)
     cfg = _bench_config()
     env_cfg, a = cfg.env, cfg.algo

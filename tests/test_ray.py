@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 ray = pytest.importorskip("ray")
 
 from neuroevo_bench import records  # noqa: E402
-from neuroevo_bench.algorithms.ga import build_network  # noqa: E402
 from neuroevo_bench.envs import Ledger  # noqa: E402
 from neuroevo_bench.evaluation import (  # noqa: E402
     LocalEvaluator,
@@ -30,6 +29,7 @@ from neuroevo_bench.evaluation import (  # noqa: E402
     shard_seed,
 )
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore  # noqa: E402
+from neuroevo_bench.policies import build_network  # noqa: E402
 from neuroevo_bench.ray_evaluator import CompactGenomes, RayEvaluator, RaySettings, ShardTask  # noqa: E402
 from neuroevo_bench.runner import run  # noqa: E402
 
