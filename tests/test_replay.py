@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +18,8 @@ import pytest
 from omegaconf import DictConfig
 from PIL import Image, ImageSequence
 
-from neuroevo_bench.analysis.__main__ import main
-from neuroevo_bench.analysis.replay import ReplayError, replay
+from neuroevo_bench.replay import ReplayError, main, replay
+from tests.conftest import ROOT
 
 EPISODES = 3
 SMALL_GA = (
@@ -74,7 +76,7 @@ def test_replay_reproduces_the_test_episodes(ga_run: Path, tmp_path: Path) -> No
 
 def test_replay_cli(ga_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "one.gif"
-    assert main(["replay", str(ga_run), "--out", str(out), "--fps", "25"]) == 0
+    assert main([str(ga_run), "--out", str(out), "--fps", "25"]) == 0
     printed = capsys.readouterr().out
     assert f"episode seed {2**31 + 12_345}: return" in printed and str(out) in printed
     with Image.open(out) as image:
@@ -111,19 +113,39 @@ def test_replay_refuses_bad_requests(
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "run.json").write_text(json.dumps({"status": "running", "algo": "ga", "seed": 0}))
-    assert main(["replay", str(unfinished)]) == 1
+    assert main([str(unfinished)]) == 1
     assert "status 'running'" in capsys.readouterr().err
-    assert main(["replay", str(tmp_path / "nowhere")]) == 1
+    assert main([str(tmp_path / "nowhere")]) == 1
     assert "not a run directory" in capsys.readouterr().err
+    assert main([str(ga_run), "--episodes", "0", "--out", str(tmp_path / "none.gif")]) == 1
+    assert "episodes=0 is invalid" in capsys.readouterr().err
+    assert not (tmp_path / "none.gif").exists()
+
+
+def test_replay_entry_point_and_the_old_subcommand(tmp_path: Path) -> None:
+    """`python -m neuroevo_bench.replay` is the command; the analysis CLI, which reads records only, points to it."""
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
+        )
+
+    missing = cli("neuroevo_bench.replay", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nowhere'} is not a run directory (no run.json)"
+    ]
+    old = cli("neuroevo_bench.analyze", "replay", str(tmp_path))
+    assert old.returncode == 2 and "use python -m neuroevo_bench.replay RUN_DIR" in old.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_atari_display_twin_stays_in_lockstep(make_cfg: Callable[..., DictConfig]) -> None:
     """Pong frames come from a full-size RGB twin of the protocol env; it must show the scored episode,
     which for the first test seed is the test evaluator's first episode."""
     pytest.importorskip("ale_py")
-    from neuroevo_bench.analysis.replay import _play_atari
     from neuroevo_bench.envs import Ledger
     from neuroevo_bench.evaluation import TestEvaluator
+    from neuroevo_bench.replay import _play_atari
 
     cfg = make_cfg("env=Pong")
     seed = int(cfg.eval.seed)  # >= 2**31: mapped into ALE's seed range by the env factory

@@ -1,11 +1,12 @@
 """Command line: ``python -m neuroevo_bench.analyze [report] RESULTS_DIR [RESULTS_DIR ...] [options]``.
 
 Subcommands keep one entry point for everything done with a results tree: ``report`` (the default, so a bare
-results directory works) writes tables and figures; ``replay`` renders a run's final policy; ``compare``,
-``promote`` and ``history`` track regressions against stored baselines (:mod:`.compare`, :mod:`.history`).
+results directory works) writes tables and figures; ``compare``, ``promote`` and ``history`` track regressions
+against stored baselines (:mod:`.compare`, :mod:`.history`). Everything here reads records only; replaying a
+run's policy needs the training stack and has its own entry point, ``python -m neuroevo_bench.replay``.
 
 Exit status: 0 done (``compare``: no regression), 1 ``compare`` found a regression or a baseline row without
-new runs, or nothing could be analysed / replayed, 2 bad arguments or inputs.
+new runs, or nothing could be analysed, 2 bad arguments or inputs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 __all__ = ["build_parser", "main"]
 
 DEFAULT_COMMAND = "report"
+MOVED = {"replay": "python -m neuroevo_bench.replay RUN_DIR"}  # former subcommands: where they went
 
 
 def _threshold(text: str) -> tuple[str, float]:
@@ -65,31 +67,6 @@ def _report(args: argparse.Namespace) -> int:
         return 1
     print(report.markdown, end="")
     print(f"\nwrote {len(report.files)} files to {report.out_dir}", file=sys.stderr)
-    return 0
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _replay(args: argparse.Namespace) -> int:
-    from .replay import ReplayError, replay
-
-    try:
-        result = replay(args.run_dir, args.out, episodes=args.episodes, fps=args.fps, seed=args.seed)
-    except ReplayError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    for seed, ret, length in zip(result.seeds, result.returns, result.lengths, strict=True):
-        print(f"episode seed {seed}: return {ret:g} in {length:,} agent steps")
-    if result.test_score is not None:
-        print(f"(the run's final test score, mean over its test episodes: {result.test_score:g})")
-    if result.note:
-        print(f"note: {result.note}")
-    print(f"wrote {result.n_frames:,} frames of {result.algo} on {result.env_id} to {result.out}")
     return 0
 
 
@@ -281,22 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--dpi", type=_positive_int, default=300, help="PNG resolution (%(default)s)")
     report.set_defaults(run=_report)
 
-    replay = commands.add_parser(
-        "replay",
-        help="play a finished run's final policy and write it as a GIF (or MP4)",
-        description="Play the final policy of RUN_DIR greedily, as the test evaluator does, and write the "
-        "episodes as an animation. Episode i is seeded eval.seed + i: the run's test episode i where the "
-        "test env seeds its episodes that way (a note says when it does not).",
-    )
-    replay.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    replay.add_argument("--out", type=Path, help="FILE.gif or FILE.mp4 (default: RUN_DIR/replay.gif)")
-    replay.add_argument("--episodes", type=_positive_int, default=1, help="episodes, one after the other (1)")
-    replay.add_argument("--fps", type=_positive_float, default=30.0, help="frames per second (%(default)g)")
-    replay.add_argument(
-        "--seed", type=int, help="reset seed of the first episode (default: the run's eval.seed)"
-    )
-    replay.set_defaults(run=_replay)
-
     from .compare import DEFAULT_BASELINES_DIR, DEFAULT_FPS_TOLERANCE, DEFAULT_SCORE_TOLERANCE
     from .history import DEFAULT_HISTORY
 
@@ -380,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    if argv and argv[0] in MOVED:
+        print(
+            f"error: '{argv[0]}' is no longer an analysis subcommand: use {MOVED[argv[0]]}", file=sys.stderr
+        )
+        return 2
     if argv and argv[0] not in commands and argv[0] not in ("-h", "--help"):
         argv.insert(0, DEFAULT_COMMAND)
     args = parser.parse_args(argv)

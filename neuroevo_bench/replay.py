@@ -1,6 +1,9 @@
 """Champion replay: play a finished run's final policy and write the episodes as an animation (GIF or MP4).
 
-``python -m neuroevo_bench.analyze replay RUN_DIR [--out FILE.gif|.mp4] [--episodes 1] [--fps 30]``.
+``python -m neuroevo_bench.replay RUN_DIR [--out FILE.gif|.mp4] [--episodes 1] [--fps 30] [--seed S]``.
+
+Replay plays envs and policies, so it lives beside the training stack, not in :mod:`neuroevo_bench.analysis`,
+which reads records only and stays importable without torch, gymnasium or SB3.
 
 Episode ``i`` is seeded ``eval.seed + i``, which is how the shared test evaluator's vector env seeds its
 sub-env ``i``; so where that vector env is a Sync/Async vector env or ale_py's AtariVectorEnv, replayed
@@ -17,23 +20,28 @@ stack), is stepped in lockstep with the same actions and supplies the pictures. 
 draws no randomness, so both emulators stay identical; rewards and episode ends are checked every step
 and a divergence is an error rather than a misleading video.
 
-Only this module (and only inside :func:`replay`) imports the training stack (torch, gymnasium, ale_py,
-the runner): the rest of the analysis stays importable without it.
+The training stack (torch, gymnasium, ale_py, the runner) is imported inside :func:`replay`, once the run
+and the request have been checked, so a refused request answers at once.
+
+Exit status of the command line: 0 written, 1 the run cannot be replayed or the request is refused (an
+unfinished run, an unknown file type, ...), 2 bad command-line syntax.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMATS", "Replay", "ReplayError", "replay"]
+__all__ = ["FORMATS", "Replay", "ReplayError", "build_parser", "main", "replay"]
 
 RUN_FILE = "run.json"
 FORMATS = (".gif", ".mp4")
@@ -87,7 +95,7 @@ def replay(
     out = Path(out) if out is not None else run_dir / DEFAULT_NAME
     write = _writer(out, fps)
     if episodes < 1:
-        raise ReplayError(f"episodes must be at least 1, got {episodes}")
+        raise ReplayError(f"episodes={episodes} is invalid; valid: a positive integer")
 
     # The training stack, only now that there is something to play.
     import torch
@@ -258,7 +266,7 @@ def _writer(out: Path, fps: float) -> Callable[[list[np.ndarray]], None]:
             f"cannot write {out}: unknown file type {out.suffix!r}; use one of {', '.join(FORMATS)}"
         )
     if not fps > 0:
-        raise ReplayError(f"fps must be positive, got {fps}")
+        raise ReplayError(f"fps={fps:g} is invalid; valid: a positive number")
     if suffix == ".gif":
         if fps > MAX_GIF_FPS:
             raise ReplayError(
@@ -305,3 +313,45 @@ def _write_mp4(out: Path, frames: list[np.ndarray], fps: float) -> None:
 def _spread(n: int, k: int) -> Iterator[int]:
     """Up to ``k`` indices spread evenly over ``range(n)``, first and last included."""
     yield from sorted(set(np.linspace(0, n - 1, min(n, k)).round().astype(int).tolist()))
+
+
+# --- command line -------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m neuroevo_bench.replay",
+        description="Play the final policy of RUN_DIR greedily, as the test evaluator does, and write the "
+        "episodes as an animation. Episode i is seeded eval.seed + i: the run's test episode i where the "
+        "test env seeds its episodes that way (a note says when it does not).",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--out", type=Path, help=f"FILE.gif or FILE.mp4 (default: RUN_DIR/{DEFAULT_NAME})")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes, one after the other (%(default)s)")
+    parser.add_argument("--fps", type=float, default=30.0, help="frames per second (%(default)g)")
+    parser.add_argument(
+        "--seed", type=int, help="reset seed of the first episode (default: the run's eval.seed)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 written, 1 cannot replay, 2 bad syntax)."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = replay(args.run_dir, args.out, episodes=args.episodes, fps=args.fps, seed=args.seed)
+    except ReplayError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for seed, ret, length in zip(result.seeds, result.returns, result.lengths, strict=True):
+        print(f"episode seed {seed}: return {ret:g} in {length:,} agent steps")
+    if result.test_score is not None:
+        print(f"(the run's final test score, mean over its test episodes: {result.test_score:g})")
+    if result.note:
+        print(f"note: {result.note}")
+    print(f"wrote {result.n_frames:,} frames of {result.algo} on {result.env_id} to {result.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
