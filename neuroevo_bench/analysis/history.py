@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from neuroevo_bench.records import atomic_write_text, now_iso
+from neuroevo_bench.records import atomic_write_bytes, atomic_write_text, now_iso
 
 from .compare import Comparison, baseline_summary, machine_key
 from .labels import algo_label
@@ -193,7 +194,6 @@ def plot_history(
     from matplotlib.figure import Figure
 
     from . import plots
-    from .report import _atomic_write, _quiet
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,14 +223,10 @@ def plot_history(
             fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncols=min(3, len(unique)))
             for fmt in formats:
                 path = out / f"history_{_slug(env)}_{_slug(algo)}.{fmt}"
-                metadata = {"CreationDate": None} if fmt == "pdf" else None
-                with _quiet("fontTools"):  # PDF font subsetting logs every glyph at INFO
-                    _atomic_write(
-                        path,
-                        lambda f, fig=fig, fmt=fmt, metadata=metadata: fig.savefig(
-                            f, format=fmt, dpi=dpi, metadata=metadata
-                        ),
-                    )
+                image = io.BytesIO()
+                metadata = {"CreationDate": None} if fmt == "pdf" else None  # reproducible PDFs
+                fig.savefig(image, format=fmt, dpi=dpi, metadata=metadata)
+                atomic_write_bytes(path, image.getvalue())
                 written.append(path)
     return written
 
