@@ -9,9 +9,6 @@ score drop or a slow-down injected must be.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -379,21 +376,6 @@ def test_committed_ci_baseline_is_valid() -> None:
         "seed=0,1,2,3,4",
         "budget.frames=500000",
     ]
-
-
-def test_regression_tracking_imports_no_training_stack() -> None:
-    """compare / promote / history run where only the records are (replay imports torch only when called)."""
-    code = (
-        "import sys\n"
-        "import neuroevo_bench.analysis.compare, neuroevo_bench.analysis.history, neuroevo_bench.analysis.replay\n"
-        "from neuroevo_bench.analysis.__main__ import build_parser\n"
-        "build_parser()\n"
-        "heavy = [m for m in ('torch', 'gymnasium', 'stable_baselines3', 'ale_py', 'ray', 'matplotlib')"
-        " if m in sys.modules]\n"
-        "assert not heavy, heavy"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
 
 
 @pytest.mark.slow
