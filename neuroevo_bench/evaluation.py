@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from neuroevo_bench.config import EVAL_SEED_MIN
+from neuroevo_bench.config import TRAIN_SEED_LIMIT
 from neuroevo_bench.envs import CountedVecEnv, Ledger, make_vector_env
 from neuroevo_bench.genome import Genome, ParamStore, Plan
 from neuroevo_bench.policies import Network, RowWeights
@@ -199,8 +199,8 @@ def shard_caps(remaining: int | None, shards: int) -> list[int | None]:
 
 def shard_seed(seed: int, shard: int) -> int:
     """Env reset seed of shard `shard`: the evaluation's seed for shard 0 (so 1 shard is the unsharded
-    evaluation), then the next integers, kept below 2**31 so training episodes never reuse test seeds."""
-    return (int(seed) + int(shard)) % EVAL_SEED_MIN
+    evaluation), then the next integers, kept below TRAIN_SEED_LIMIT so training episodes never reuse test seeds."""
+    return (int(seed) + int(shard)) % TRAIN_SEED_LIMIT
 
 
 def empty_shard(episodes: int) -> ShardResult:

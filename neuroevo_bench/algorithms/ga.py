@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from neuroevo_bench.algorithms import ActFn, RunContext
-from neuroevo_bench.config import GA_VARIANTS
+from neuroevo_bench.config import GA_VARIANTS, TRAIN_SEED_LIMIT
 from neuroevo_bench.envs import atari_episode_cap
 from neuroevo_bench.evaluation import LocalEvaluator, PopulationEvaluator
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
@@ -38,7 +38,6 @@ from neuroevo_bench.policies import Network, flat_policy, make_network, network_
 from neuroevo_bench.records import read_json, write_json
 
 CHAMPION_JSON = "champion.json"
-SEED_LIMIT = 2**31
 
 
 def episode_frames_cap(env_cfg: Any, fitness_max_frames: int | None) -> int | None:
@@ -153,7 +152,7 @@ class GeneticAlgorithm:
         return [(int(o),) for o in self.noise.sample_offsets(self.rng, k)]
 
     def _env_seed(self) -> int:
-        return int(self.rng.integers(0, SEED_LIMIT))
+        return int(self.rng.integers(0, TRAIN_SEED_LIMIT))
 
     def _candidates(self, order: np.ndarray) -> list[int]:
         """Elite candidates as indices into the population, -1 standing for the previous elite."""
