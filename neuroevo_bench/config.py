@@ -35,6 +35,7 @@ EVAL_SEED_WHY = (
 )
 
 ENV_KINDS = ("gym", "atari")
+VECTORIZATIONS = ("auto", "vector_entry_point", "sync", "async")
 ENV_ID_EXAMPLES = {"gym": "Acrobot-v1", "atari": "ALE/Breakout-v5"}  # what `env=<kind> env.id=...` looks like
 
 
@@ -112,7 +113,7 @@ class EnvConfig:
     name: str = MISSING
     id: str = MISSING
     kind: str = "gym"  # gym | atari
-    vectorization: str = "auto"  # auto | vector_entry_point | sync | async
+    vectorization: str = "auto"  # VECTORIZATIONS
     frame_skip: int = 1
     max_episode_frames: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -186,6 +187,12 @@ def _integer(cfg: DictConfig, key: str, low: int = 1, high: int | None = None, w
     raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}{why}")
 
 
+def _choice(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is invalid; valid: {', '.join(choices)}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check values and cross-field rules; raise ConfigError naming the key, the value and what is allowed.
 
@@ -215,8 +222,8 @@ def validate(cfg: DictConfig) -> None:
                 f"resources.device={cfg.resources.device!r} but torch sees no CUDA device "
                 "(torch.cuda.is_available() is False); use resources.device=cpu"
             )
-    if cfg.env.kind not in ENV_KINDS:
-        raise ConfigError(f"env.kind={cfg.env.kind!r} is invalid; valid: {', '.join(ENV_KINDS)}")
+    _choice(cfg, "env.kind", ENV_KINDS)
+    _choice(cfg, "env.vectorization", VECTORIZATIONS)
     _integer(cfg, "env.frame_skip")
     if "population" in cfg.algo:
         validate_neuroevolution(cfg)

@@ -47,6 +47,7 @@ def check_env_config(env_cfg: Any) -> None:
     ensure_registered(env_id, kind)
     if kind == "atari":
         atari_game(env_id)
+        atari_episode_cap(env_cfg)
         return
     if _is_atari(env_id):
         raise EnvError(
@@ -196,11 +197,15 @@ def atari_episode_cap(env_cfg: Any, max_episode_frames: int | None = None) -> in
     caps = [int(c) for c in (env_cfg.max_episode_frames, max_episode_frames) if c is not None]
     if not caps:
         raise EnvError(
-            "env.max_episode_frames is null; the Atari protocol needs an episode cap (108000 frames)"
+            "env.max_episode_frames=None is invalid for Atari; valid: a positive integer (the protocol's episode "
+            "cap is 108000 frames)"
         )
     cap = min(caps)
     if cap < skip:
-        raise EnvError(f"an Atari episode cap of {cap} frames is shorter than one agent step ({skip} frames)")
+        raise EnvError(
+            f"an Atari episode cap of {cap} frames (env.max_episode_frames, or algo.fitness_max_frames for "
+            f"fitness episodes) is shorter than one agent step (env.frame_skip={skip}); valid: a cap >= {skip}"
+        )
     return cap - cap % skip
 
 
@@ -323,11 +328,7 @@ def make_vector_env(
         mode = "sync"
     if mode == "vector_entry_point":
         return gym.make_vec(env_cfg.id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
-    if mode not in ("sync", "async"):
-        raise EnvError(
-            f"env.vectorization={env_cfg.vectorization!r} is not valid; use auto, vector_entry_point, sync or async"
-        )
-    return gym.make_vec(
+    return gym.make_vec(  # sync or async (config.validate checks env.vectorization)
         env_cfg.id,
         num_envs=num_envs,
         vectorization_mode=mode,

@@ -43,6 +43,15 @@ REFUSED = [
         "env.frame_skip=4 is invalid for env.id='Acrobot-v1'; valid: env.frame_skip=1.",
     ),
     (["env.frame_skip=2"], "env.frame_skip=2 is invalid for env.id='CartPole-v1'; valid: env.frame_skip=1."),
+    (["env.kind=mujoco"], "env.kind='mujoco' is invalid; valid: gym, atari"),
+    (
+        ["env.vectorization=fast"],
+        "env.vectorization='fast' is invalid; valid: auto, vector_entry_point, sync, async",
+    ),
+    (
+        ["env=Pong", "env.max_episode_frames=3"],
+        "an Atari episode cap of 3 frames (env.max_episode_frames, or",
+    ),
     (["budget.frames=0"], "budget.frames=0 is invalid; valid: a positive integer"),
     (["budget.frames=-5"], "budget.frames=-5 is invalid"),
     (["algo=a2c", "algo.n_steps=0"], "algo.n_steps=0 is invalid; valid: a positive integer"),
