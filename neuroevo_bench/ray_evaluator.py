@@ -34,6 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(f"evaluator=ray needs Ray: pip install -e '.[ray]' ({exc})") from exc
 
+from neuroevo_bench.config import ConfigError
 from neuroevo_bench.envs import Ledger
 from neuroevo_bench.evaluation import (
     LocalEvaluator,
@@ -150,7 +151,8 @@ class ShardWorker:
 # --- the cluster ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RaySettings:
-    """The `evaluator` config group for `kind: ray`, checked (conf/evaluator/ray.yaml documents each key)."""
+    """The `evaluator` config group for `kind: ray`, checked: bad values are bad input (ConfigError, exit 2);
+    conf/evaluator/ray.yaml documents each key."""
 
     address: str | None = "auto"
     num_workers: int = 2
@@ -169,18 +171,22 @@ class RaySettings:
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
             valid = ["kind", *cls.__dataclass_fields__]
-            raise ValueError(f"evaluator: unknown key(s) {unknown} for kind=ray; valid: {valid}")
+            raise ConfigError(f"evaluator: unknown key(s) {unknown} for evaluator=ray; valid: {valid}")
         s = cls(**d)
         for key in ("num_workers", "worker_threads"):
             v = getattr(s, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"evaluator.{key}={v!r} is invalid: it must be a positive integer")
+                raise ConfigError(f"evaluator.{key}={v!r} is invalid; valid: a positive integer")
         if not (isinstance(s.cpus_per_worker, (int, float)) and s.cpus_per_worker > 0):
-            raise ValueError(f"evaluator.cpus_per_worker={s.cpus_per_worker!r} is invalid: it must be > 0")
+            raise ConfigError(
+                f"evaluator.cpus_per_worker={s.cpus_per_worker!r} is invalid; valid: a number > 0"
+            )
         if s.num_cpus is not None and (not isinstance(s.num_cpus, int) or s.num_cpus < 1):
-            raise ValueError(f"evaluator.num_cpus={s.num_cpus!r} is invalid: null or a positive integer")
+            raise ConfigError(
+                f"evaluator.num_cpus={s.num_cpus!r} is invalid; valid: null or a positive integer"
+            )
         if s.address is not None and not isinstance(s.address, str):
-            raise ValueError(f"evaluator.address={s.address!r} is invalid; {ADDRESS_HELP}")
+            raise ConfigError(f"evaluator.address={s.address!r} is invalid; {ADDRESS_HELP}")
         return s
 
     @property

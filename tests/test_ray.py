@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 ray = pytest.importorskip("ray")
 
 from neuroevo_bench import records  # noqa: E402
+from neuroevo_bench.config import ConfigError  # noqa: E402
 from neuroevo_bench.envs import Ledger  # noqa: E402
 from neuroevo_bench.evaluation import (  # noqa: E402
     LocalEvaluator,
@@ -230,7 +231,7 @@ def test_workers_the_cluster_cannot_place_fail_clearly(ray_session, cartpole):
     ],
 )
 def test_bad_ray_settings_fail_clearly(cfg, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         RaySettings.from_config(cfg)
 
 
