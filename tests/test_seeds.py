@@ -20,12 +20,21 @@ from neuroevo_bench.config import (
     validate,
 )
 from neuroevo_bench.envs import ALE_SEED_HALF, CountedVecEnv, Ledger, ale_seeds, make_vector_env
+from neuroevo_bench.evaluation import shard_seed
 
 HIGHEST_TRAINING_SEED = TRAIN_SEED_LIMIT - 1 + MAX_SUB_ENVS - 1  # the last sub-env of the last training reset
 
 
 def test_the_seed_ranges_are_disjoint_uint32_halves():
     assert TRAIN_SEED_LIMIT > 0 and HIGHEST_TRAINING_SEED < EVAL_SEED_MIN < EVAL_SEED_END == 2**32
+
+
+def test_shard_seeds_stay_training_seeds_at_the_edge():
+    """Shard i of a GA/RS evaluation resets with seed + i: kept below TRAIN_SEED_LIMIT, wrapping if need be."""
+    for seed in (0, TRAIN_SEED_LIMIT - 2, TRAIN_SEED_LIMIT - 1):
+        for shard in range(4):
+            assert 0 <= shard_seed(seed, shard) < TRAIN_SEED_LIMIT
+            assert shard_seed(seed, shard) + MAX_SUB_ENVS - 1 < EVAL_SEED_MIN
 
 
 def test_ale_maps_training_and_test_seeds_to_disjoint_halves_at_the_edges():
