@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from neuroevo_bench.config import TRAIN_SEED_LIMIT
+from neuroevo_bench.config import TRAIN_SEED_LIMIT, ConfigError
 from neuroevo_bench.envs import CountedVecEnv, Ledger, make_vector_env
 from neuroevo_bench.genome import Genome, ParamStore, Plan
 from neuroevo_bench.policies import Network, RowWeights
@@ -165,7 +165,7 @@ class ShardResult:
 def check_shards(shards: Any) -> None:
     """The shard count both evaluators take (also checked with the config; evaluators can be built directly)."""
     if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-        raise ValueError(f"algo.shards={shards!r} is invalid: it must be a positive integer")
+        raise ConfigError(f"algo.shards={shards!r} is invalid: it must be a positive integer")
 
 
 def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:

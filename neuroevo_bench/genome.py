@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neuroevo_bench.config import ConfigError
+
 Genome = tuple[int, ...]
 
 
@@ -26,9 +28,9 @@ class NoiseTable:
 
     def __init__(self, seed: int, size: int, n_params: int) -> None:
         if size < 2 * n_params:
-            raise ValueError(
-                f"noise_table_size={size} is too small for a network of {n_params} parameters; "
-                f"use at least {2 * n_params} (a power of two above it is customary)"
+            raise ConfigError(
+                f"algo.noise_table_size={size} is too small for a network of {n_params} parameters; "
+                f"valid: >= {2 * n_params} (a power of two above it is customary)"
             )
         self.seed, self.size, self.n_params = int(seed), int(size), int(n_params)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5EED]))

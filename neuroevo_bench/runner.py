@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from neuroevo_bench import records
 from neuroevo_bench.algorithms import ActFn, Algorithm, RunContext
 from neuroevo_bench.config import ConfigError, validate
-from neuroevo_bench.envs import Ledger, ensure_registered
+from neuroevo_bench.envs import Ledger
 from neuroevo_bench.evaluation import TestEvaluator, TestResult
 
 # Keys that may differ between a run and its resumption without making the two incomparable.
@@ -154,7 +154,6 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run one (algo, env, seed) to its frame budget and write its records into `run_dir`."""
     validate(cfg)
-    ensure_registered(cfg.env.id)
     torch.set_num_threads(int(cfg.resources.threads))
 
     budget = int(cfg.budget.frames)

@@ -47,8 +47,17 @@ class FixedLengthEnv(gym.Env):
         return obs, 1.0, self.t >= self.length, False, {}
 
 
+class FrameSkipToyEnv(FixedLengthEnv):
+    """The toy env as an emulator that skips frames itself: each step is 3 frames, and it says so (the harness
+    skips frames only for Atari; any other env must declare its own frames per step)."""
+
+    metadata: ClassVar[dict] = {**FixedLengthEnv.metadata, "frames_per_step": 3}
+
+
 if "FixedLength-v0" not in gym.registry:
     gym.register("FixedLength-v0", entry_point=FixedLengthEnv)
+if "FixedLengthSkip3-v0" not in gym.registry:
+    gym.register("FixedLengthSkip3-v0", entry_point=FrameSkipToyEnv)
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +73,7 @@ def make_cfg() -> Callable[..., DictConfig]:
 
 
 TOY = ("env=gym", "env.id=FixedLength-v0", "env.name=Toy")
+TOY_SKIP3 = ("env=gym", "env.id=FixedLengthSkip3-v0", "env.name=Toy", "env.frame_skip=3")
 TINY_GA = (
     "algo.population=4",
     "algo.truncation=2",

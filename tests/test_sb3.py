@@ -17,7 +17,7 @@ from neuroevo_bench.algorithms.sb3 import SB3VecEnv, benchmark
 from neuroevo_bench.config import ConfigError
 from neuroevo_bench.envs import CountedVecEnv, Ledger, make_vector_env
 from neuroevo_bench.runner import replay_score, run
-from tests.conftest import TOY, TOY_LENGTH
+from tests.conftest import TOY, TOY_LENGTH, TOY_SKIP3
 
 QUIET = ("progress_every_s=1000",)
 # Small rollouts on the toy env (every episode exactly TOY_LENGTH steps): A2C 4 envs x 5 steps, PPO 4 x 16.
@@ -48,7 +48,7 @@ def test_frame_cap_and_records_are_exact_on_toy_env(make_cfg, tmp_path, algo, fr
     """Budget 1003: the run stops at the last whole vector step under the cap; eval rows and frames by hand."""
     budget, every, episodes = 1003, 500, 3
     cfg = make_cfg(
-        *TOY, *TINY[algo], *QUIET, f"env.frame_skip={frame_skip}", f"budget.frames={budget}",
+        *(TOY if frame_skip == 1 else TOY_SKIP3), *TINY[algo], *QUIET, f"budget.frames={budget}",
         f"eval.every_frames={every}", f"eval.episodes={episodes}",
     )  # fmt: skip
     info = run(cfg, tmp_path)

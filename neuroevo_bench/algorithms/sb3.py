@@ -36,8 +36,8 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from neuroevo_bench.algorithms import ActFn, RunContext
-from neuroevo_bench.config import ConfigError, validate_sb3
-from neuroevo_bench.envs import CountedVecEnv, EnvError, make_vector_env
+from neuroevo_bench.config import TRAIN_SEED_LIMIT, ConfigError, validate_sb3
+from neuroevo_bench.envs import CountedVecEnv, make_vector_env
 from neuroevo_bench.records import RUN_JSON, read_json
 
 MODEL_ZIP = "model.zip"
@@ -59,7 +59,7 @@ class SB3VecEnv(VecEnv):
 
     def __init__(self, counted: CountedVecEnv, clip_reward: bool = False) -> None:
         if counted.next_step_autoreset:
-            raise EnvError(
+            raise ValueError(  # a programming error, not bad input
                 "SB3 needs a same-step auto-resetting vector env; build it with "
                 "make_vector_env(..., same_step_autoreset=True)"
             )
@@ -391,7 +391,8 @@ class SB3Baseline:
         self.model.ep_success_buffer = deque(maxlen=window)
         self.rollouts, self.venv.episodes = int(state["rollouts"]), int(state["episodes"])
         self.exhausted, self.unused_frames = bool(state["exhausted"]), int(state["unused_frames"])
-        self.venv.seed(int(self.ctx.seed) + self.model.num_timesteps)  # not the episodes the run started with
+        # not the episodes the run started with, and still below the test seeds
+        self.venv.seed((int(self.ctx.seed) + self.model.num_timesteps) % TRAIN_SEED_LIMIT)
 
     def close(self) -> None:
         self.venv.close()
