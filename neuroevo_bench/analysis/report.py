@@ -1,16 +1,16 @@
 """Write the full comparison (tables and figures) for a results tree into one directory.
 
-Every file is written atomically (a temporary file in the same directory, then ``os.replace``), so a reader,
-or a second analysis racing this one at the end of a sweep, never sees a half-written table or figure.
+Every file is written atomically (:func:`neuroevo_bench.records.atomic_write_text` / ``atomic_write_bytes``:
+a temporary file in the same directory, then ``os.replace``; figures are rendered into memory first), so a
+reader, or a second analysis racing this one at the end of a sweep, never sees a half-written table or figure.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from neuroevo_bench.records import atomic_write_bytes, atomic_write_text  # stdlib only: no training stack
 
 from . import plots, stats, tables
 from .labels import order_algos
@@ -87,7 +89,8 @@ def write_report(
     files: list[Path] = []
 
     def write(name: str, text: str) -> None:
-        files.append(_atomic_write_text(out / name, text))
+        atomic_write_text(out / name, text)
+        files.append(out / name)
 
     summary = tables.summary_table(df, confidence_level=confidence_level)
     aggregate = tables.aggregate_table(df, **boot)
@@ -259,20 +262,18 @@ def _figures(
 
 
 def _save_figure(draw: Drawing, stem: Path, formats: Sequence[str], dpi: int) -> list[Path]:
+    """Draw the figure once and write it in every format: rendered into memory, then written atomically."""
     written = []
     with plots.paper_style():
         fig = draw()
         for fmt in formats:
             # No creation date in PDFs, so a report is byte-for-byte reproducible.
             metadata = {"CreationDate": None} if fmt == "pdf" else None
-            written.append(
-                _atomic_write(
-                    stem.with_suffix(f".{fmt}"),
-                    lambda f, fmt=fmt, metadata=metadata: fig.savefig(
-                        f, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.03, metadata=metadata
-                    ),
-                )
-            )
+            image = io.BytesIO()
+            fig.savefig(image, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.03, metadata=metadata)
+            path = stem.with_suffix(f".{fmt}")
+            atomic_write_bytes(path, image.getvalue())
+            written.append(path)
     return written
 
 
@@ -456,24 +457,3 @@ def _figure_captions(curve_interp: str, confidence_level: float) -> str:
             "",
         ]
     )
-
-
-# --- atomic writes ------------------------------------------------------------------------------------------
-
-
-def _atomic_write(path: Path, write: Callable[[object], None]) -> Path:
-    """Write via ``write(binary file)`` into a temporary file beside ``path``, then rename it onto it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    return _atomic_write(path, lambda f: f.write(text.encode()))
