@@ -34,12 +34,13 @@ ANALYSE = """
 import sys
 
 import neuroevo_bench.analysis as analysis
+import neuroevo_bench.analysis.callback  # the Hydra callback a multirun ends with
 from neuroevo_bench.analysis.__main__ import main
 
 tree, out = sys.argv[1], sys.argv[2]
 report = analysis.analyze([tree], out, n_resamples=200, formats=["png", "pdf"], dpi=40)
 print("files", len(report.files))
-assert main(["compare", tree, "--baseline", tree, "--no-history", "--resamples", "200"]) == 0
+assert main(["compare", tree, "--baseline", tree, "--no-history"]) == 0
 """
 
 

@@ -98,8 +98,6 @@ def _compare(args: argparse.Namespace) -> int:
             resolve_baseline(args.baseline, args.baselines_dir),
             bench=args.bench,
             overrides=_tolerance_overrides(args),
-            seed=args.seed,
-            n_resamples=args.resamples,
             confidence_level=args.confidence,
         )
     except (NoRunsError, OSError, ValueError) as error:
@@ -264,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare",
         help="regression check: new results (and/or a speed benchmark) against a baseline",
-        description="Per (env, algo): baseline vs new final score with CIs, their difference with a bootstrap "
-        "CI, P(new > base), frames/s ratio (same machine only) and a verdict (ok, improved, regressed); "
+        description="Per (env, algo): baseline vs new final score with Student-t CIs, their difference with "
+        "a Welch t CI, P(new > base), frames/s ratio (same machine only) and a verdict (ok, improved, regressed); "
         "per speed-benchmark section: ratio change. Exits 1 when anything regressed. Prints Markdown.",
     )
     compare.add_argument(
@@ -292,10 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"the baseline's baseline.json, else {DEFAULT_SCORE_TOLERANCE:g} (score) / {DEFAULT_FPS_TOLERANCE:g} (fps)",
     )
     compare.add_argument("--markdown", type=Path, help="also write the Markdown to this file (PR comment)")
-    compare.add_argument("--seed", type=int, default=0, help="bootstrap seed (%(default)s)")
-    compare.add_argument(
-        "--resamples", type=_positive_int, default=DEFAULT_RESAMPLES, help="bootstrap resamples (%(default)s)"
-    )
     compare.add_argument(
         "--confidence", type=float, default=DEFAULT_CONFIDENCE, help="CI level (%(default)s)"
     )

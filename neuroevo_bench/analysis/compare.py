@@ -537,8 +537,6 @@ def compare(
     bench: str | Path | None = None,
     tolerances: Tolerances | None = None,
     overrides: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    n_resamples: int = stats.DEFAULT_RESAMPLES,
     confidence_level: float = stats.DEFAULT_CONFIDENCE,
 ) -> Comparison:
     """Compare results trees or baseline directories ``new`` with ``baseline`` (a baseline directory or a
@@ -546,10 +544,8 @@ def compare(
 
     ``tolerances``: default those stored in the baseline's baseline.json, else the module defaults;
     ``overrides`` (keyword arguments of :meth:`Tolerances.override`) then replace single values.
-    ``seed`` and ``n_resamples`` are accepted for the CLI's ``--seed``/``--resamples`` and ignored: every
-    interval of a comparison is closed-form (see the module docstring).
+    Every interval of a comparison is closed-form (see the module docstring): nothing is resampled.
     """
-    del seed, n_resamples  # no interval here resamples
     baseline = Path(baseline)
     base_runs, base_meta = read_runs(baseline)
     if tolerances is None:
