@@ -239,24 +239,21 @@ GA_VARIANTS = ("such2017", "chopra")
 
 def validate_neuroevolution(cfg: DictConfig) -> None:
     a = cfg.algo
-    if a.variant not in GA_VARIANTS:
-        raise ConfigError(f"algo.variant={a.variant!r} is invalid; valid: {', '.join(GA_VARIANTS)}")
-    keys = ("population", "episodes_per_fitness", "elite_episodes", "shards", "noise_table_size")
-    for key in keys:
+    _choice(cfg, "algo.variant", GA_VARIANTS)
+    for key in ("episodes_per_fitness", "elite_episodes", "shards", "noise_table_size"):
         _integer(cfg, f"algo.{key}")
     _integer(cfg, "algo.slots", 1, MAX_SUB_ENVS, SUB_ENVS_WHY)
-    _integer(cfg, "algo.truncation", 0)
-    _integer(cfg, "algo.elite_candidates")
-    if a.truncation > a.population:
-        raise ConfigError(
-            f"algo.truncation={a.truncation} is larger than algo.population={a.population}: "
-            "the parents are the top `truncation` individuals, so 0 <= truncation <= population"
+    if a.variant == "such2017":
+        # the elite + N-1 new individuals; candidates: the previous elite + the top C-1 of the new ones (C >= 2,
+        # or the elite could never be replaced)
+        _integer(cfg, "algo.population", 2, None, " (such2017: the elite + N-1 new individuals)")
+        _integer(
+            cfg, "algo.elite_candidates", 2, a.population - 1, " (such2017: the previous elite + the top C-1)"
         )
-    if a.elite_candidates > a.population:
-        raise ConfigError(
-            f"algo.elite_candidates={a.elite_candidates} is larger than algo.population={a.population}; "
-            "valid: 1 <= elite_candidates <= population"
-        )
+    else:
+        _integer(cfg, "algo.population")
+        _integer(cfg, "algo.elite_candidates", 1, a.population)
+    _integer(cfg, "algo.truncation", 0, a.population, " (the T parents come from the population)")
     if not a.mutation_power > 0:
         raise ConfigError(f"algo.mutation_power={a.mutation_power} is invalid: sigma must be > 0")
     if a.fitness_max_frames is not None and a.fitness_max_frames <= 0:

@@ -133,9 +133,13 @@ def test_censored_median_counts_failures_as_never() -> None:
     # Two of five reached: the median seed never did; it needed more than the shortest failing run (480).
     reached_two = np.array([True, True, False, False, False])
     assert stats.censored_median(frames, reached_two, budget) == (480.0, True)
-    # Even n: the mean of the middle two while both reached it, "> x" once the upper one did not.
+    # Even n: the mean of the middle two while both reached it; once the upper one did not, the median is more
+    # than the mean of the lower one's time and the upper one's run length: "> (2 + 9) / 2".
     assert stats.censored_median([1.0, 2.0, 3.0, 4.0], [True] * 4, [9.0] * 4) == (2.5, False)
-    assert stats.censored_median([1.0, 2.0, 3.0, 4.0], [True, True, False, False], [9.0] * 4) == (9.0, True)
+    assert stats.censored_median([1.0, 2.0, 3.0, 4.0], [True, True, False, False], [9.0] * 4) == (5.5, True)
+    # A failing seed whose run ended early (wall-clock) may still sort below the middle: the median is then
+    # only known to lie above what its run length allows.
+    assert stats.censored_median([10.0, 20.0, np.nan], [True, True, False], [9.0, 9.0, 5.0]) == (10.0, True)
     value, bound = stats.censored_median([], [], [])
     assert np.isnan(value) and not bound
 

@@ -383,11 +383,11 @@ def test_pong_results_dir_and_budget_defaults(make_cfg):
     """Defaults a user relies on: results under Pong/, the zoo's 40M-frame budget, the GA at paper values."""
     cfg = make_cfg("env=Pong", "algo=ga")
     assert cfg.env.name == "Pong" and cfg.budget.frames == 40_000_000
-    assert (cfg.algo.population, cfg.algo.mutation_power, cfg.algo.fitness_max_frames) == (1000, 0.002, 20000)
+    assert (cfg.algo.population, cfg.algo.mutation_power, cfg.algo.fitness_max_frames) == (1001, 0.002, 20000)
     assert cfg.algo.noise_table_size >= 2 * PONG_PARAMS
     such = make_cfg("experiment=such2017")
     assert such.env.name == "Pong" and such.algo.name == "ga" and such.budget.frames == 1_000_000_000
     rs = make_cfg("experiment=such2017_random")
-    assert rs.algo.name == "random" and rs.algo.truncation == 0 and rs.algo.population == 1000
+    assert rs.algo.name == "random" and rs.algo.truncation == 0 and rs.algo.population == 1001
     breakout = make_cfg("experiment=such2017", "env=atari", "env.id=ALE/Breakout-v5")
     assert breakout.env.id == "ALE/Breakout-v5" and breakout.algo.elite_episodes == 30

@@ -55,8 +55,15 @@ REFUSED = [
     (["budget.frames=0"], "budget.frames=0 is invalid; valid: a positive integer"),
     (["budget.frames=-5"], "budget.frames=-5 is invalid"),
     (["algo=a2c", "algo.n_steps=0"], "algo.n_steps=0 is invalid; valid: a positive integer"),
-    (["algo.population=0"], "algo.population=0 is invalid; valid: a positive integer"),
-    (["algo.truncation=600"], "algo.truncation=600 is larger than algo.population=500"),
+    (["algo.population=1"], "algo.population=1 is invalid; valid: an integer >= 2 (such2017: the elite"),
+    (["algo.variant=chopra", "algo.population=0"], "algo.population=0 is invalid; valid: a positive integer"),
+    (["algo.truncation=600"], "algo.truncation=600 is invalid; valid: 0 <= algo.truncation <= 500"),
+    (["algo.variant=paper"], "algo.variant='paper' is invalid; valid: such2017, chopra"),
+    (
+        ["algo.elite_candidates=1"],  # the previous elite alone: it could never be replaced
+        "algo.elite_candidates=1 is invalid; valid: 2 <= algo.elite_candidates <= 499 (such2017:",
+    ),
+    (["algo.variant=chopra", "algo.elite_candidates=501"], "valid: 1 <= algo.elite_candidates <= 500"),
     (["algo.mutation_power=0"], "algo.mutation_power=0.0 is invalid"),
     (["algo.mutation_power=-0.1"], "algo.mutation_power=-0.1 is invalid"),
     (["algo.slots=65537"], "algo.slots=65537 is invalid; valid: 1 <= algo.slots <= 65536"),

@@ -204,10 +204,10 @@ def test_side_cis_are_the_summary_tables_student_t(tmp_path: Path) -> None:
     r = rows(compare_runs(b, a))
     summary = baseline_summary(a).set_index("algo")
     for algo in ("ga", "random"):
-        low, high = stats.mean_ci(SEEDS_0_4[algo])
+        low, high = map(float, stats.mean_ci(SEEDS_0_4[algo]))
         assert (r[algo]["base_ci_low"], r[algo]["base_ci_high"]) == pytest.approx((low, high))
         assert tuple(summary.loc[algo, ["score_ci_low", "score_ci_high"]]) == pytest.approx((low, high))
-        low, high = stats.mean_ci(SEEDS_5_9[algo])
+        low, high = map(float, stats.mean_ci(SEEDS_5_9[algo]))
         assert (r[algo]["new_ci_low"], r[algo]["new_ci_high"]) == pytest.approx((low, high))
         welch = scipy.stats.ttest_ind(SEEDS_5_9[algo], SEEDS_0_4[algo], equal_var=False).confidence_interval()
         assert (r[algo]["diff_ci_low"], r[algo]["diff_ci_high"]) == pytest.approx(tuple(welch))

@@ -112,9 +112,13 @@ def test_such2017_elite_survives_when_it_validates_best(make_cfg):
     fake.score = lambda g: 1e6 if g == champion else score(g)  # from now on it validates above all others
     for _ in range(3):
         assert ga.step_generation()
-        assert ga.elite == champion
+        assert ga.elite == champion  # the same genome, so the same parameters: carried over unmutated
         assert fake.calls[-1][0][0] == champion
-    assert ga.store.rebuild(ga.champion()).equal(ga.store.rebuild(champion))
+        # the elite is not among the evaluated individuals, and is still the first parent
+        assert champion not in ga.population
+        order = np.argsort([-score(g) for g in ga.population], kind="stable")
+        assert ga.parents(order, elite_index=-1) == [champion, *top(list(ga.population), T - 1)]
+        assert any(child[:-1] == champion for child in ga.population)  # and it has children
 
 
 def test_chopra_variant_evaluates_all_n_and_validates_top_c_plus_elite(make_cfg):
@@ -136,11 +140,3 @@ def test_chopra_variant_evaluates_all_n_and_validates_top_c_plus_elite(make_cfg)
         parents = top(evaluated, T)
         assert all(child[:-1] in parents for child in ga.population[1:])
         previous_elite = ga.elite
-
-
-def test_unknown_variant_is_refused(make_cfg):
-    from neuroevo_bench.config import ConfigError, validate
-
-    cfg = make_cfg(*TOY, "algo.variant=paper")
-    with pytest.raises(ConfigError, match=r"algo.variant='paper' is invalid; valid: such2017, chopra"):
-        validate(cfg)

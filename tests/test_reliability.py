@@ -164,6 +164,6 @@ def test_a_failing_sweep_job_does_not_stop_the_others(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     failed = json.loads((tmp_path / "pop20" / "run.json").read_text())
     assert failed["status"] == "failed"
-    assert "algo.truncation=30 is larger than algo.population=20" in failed["error"]
+    assert "algo.truncation=30 is invalid; valid: 0 <= algo.truncation <= 20" in failed["error"]
     assert (tmp_path / "pop20" / "error.txt").exists()
     assert status(tmp_path / "pop40") == "ok"

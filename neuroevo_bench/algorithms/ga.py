@@ -181,7 +181,7 @@ class GeneticAlgorithm:
         if not val.complete:
             self._cut_short(frames0, "elite validation")
             return False
-        best = int(np.argmax(val.fitness))  # ties go to the first: the previous elite keeps its place
+        best = int(np.argmax(val.fitness))  # ties go to the first (such2017: the previous elite)
         assert genomes[best] is not None
         self.elite, self.elite_score = genomes[best], float(val.fitness[best])
         self.last = {

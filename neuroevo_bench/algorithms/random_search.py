@@ -1,4 +1,4 @@
-"""Random search: the GA's machinery with zero parents (DESIGN §2).
+"""Random search: the GA's machinery with zero parents (README "The algorithms").
 
 Every generation samples fresh networks (`such2017`: N-1 beside the best so far; `chopra`: N); the best so
 far and the top of the new ones (C candidates in all under `such2017`, the top C plus the best so far under

@@ -379,8 +379,9 @@ def _summary_markdown(
         + " IQM: 25 % trimmed mean over seeds.",
         "- Frames / wall-clock to threshold: training frames and training wall-clock of the first eval point "
         "whose test score is at or above the threshold (never interpolated between eval points). Median over "
-        "all seeds, a seed that never reached it within its budget counting as never; '> x' when the median "
-        "seed never reached it (x: the shortest such run); (reached/seeds). A crossing is only seen at an eval "
+        "all seeds, a seed that never reached it counting as later than its run's end; '> x' when the median "
+        "depends on such a seed (x: the median with each of them put at its run's end, a lower bound); "
+        "(reached/seeds). A crossing is only seen at an eval "
         "point, so it is late by up to one eval spacing, the resolution: " + " ".join(resolution),
         "- Frames: training frames used (test evaluations excluded). Train frames/s: training frames / "
         "training wall-clock, mean over seeds.",

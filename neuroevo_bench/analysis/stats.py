@@ -252,25 +252,25 @@ def value_at_first_crossing(x: ArrayLike, scores: ArrayLike, threshold: float) -
 
 
 def censored_median(values: ArrayLike, reached: ArrayLike, censor: ArrayLike) -> tuple[float, bool]:
-    """Median time-to-threshold over *all* seeds, counting a seed that never reached it as "never".
+    """Median time-to-threshold over *all* seeds, a seed that never reached it counting as "later than its end".
 
     ``values`` (n,): time (frames or seconds) at which each seed reached the threshold (ignored where
     ``reached`` (n,) is False); ``censor`` (n,): how long each seed ran (its frames or train wall-clock), the
-    time we know a non-reaching seed exceeds. Non-reaching seeds sort after every seed that reached it within
-    its budget (as +inf), so the statistic never drops failures the way a mean over the successes does.
-    Returns ``(median, False)`` when the median is a measured time, ``(bound, True)`` when it falls on a
-    non-reaching seed: the median is then "> bound", with bound the shortest run among the non-reaching seeds
-    (each of them needed more than its own run length). ``(nan, False)`` for no seeds.
+    time we know a non-reaching seed exceeds. The median is monotone in every seed's time, so putting each
+    non-reaching seed at its run's end gives a lower bound, and putting it at +inf an upper one. When the two
+    agree the median is a measured time: ``(median, False)``. Otherwise it depends on times nobody measured and
+    ``(lower bound, True)`` is returned: the median is "> bound" (with an even n, e.g., the mean of the middle
+    seed's time and the next seed's run length). Failures are never dropped, as a mean over the successes
+    would. ``(nan, False)`` for no seeds.
     """
     values = np.asarray(values, dtype=float)
     reached = np.asarray(reached, dtype=bool)
     censor = np.asarray(censor, dtype=float)
     if values.size == 0:
         return float("nan"), False
-    middle = float(np.median(np.where(reached, values, np.inf)))
-    if np.isfinite(middle):
-        return middle, False
-    return float(np.min(censor[~reached])), True
+    low = float(np.median(np.where(reached, values, censor)))
+    high = float(np.median(np.where(reached, values, np.inf)))
+    return (low, False) if low == high else (low, True)
 
 
 def interpolate_curve(
@@ -338,7 +338,7 @@ def _capped_mixture(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
 # Pong's 21); and a heavy right tail, the textbook hard case for an interval of a mean.
 COVERAGE_SCENARIOS: dict[str, CoverageScenario] = {
     "beta(5,1)": CoverageScenario(
-        "Beta(5, 1): bounded, bunched under the maximum (left skew)",
+        "bounded, bunched under the maximum (left skew)",
         lambda rng, shape: rng.beta(5.0, 1.0, shape),
         5.0 / 6.0,
     ),
@@ -348,7 +348,7 @@ COVERAGE_SCENARIOS: dict[str, CoverageScenario] = {
         0.75,
     ),
     "lognormal(0,1)": CoverageScenario(
-        "lognormal(0, 1): heavy right tail (skewness 6.2)",
+        "heavy right tail (skewness 6.2)",
         lambda rng, shape: rng.lognormal(0.0, 1.0, shape),
         math.exp(0.5),
     ),

@@ -97,8 +97,9 @@ def resolution_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per (env, algo): how finely time-to-threshold is measured, i.e. the spacing of its eval points.
 
     A crossing is only seen at an eval point, so it is late by up to one spacing. GA / RS (runs whose curve has
-    a ``generation`` column) evaluate at generation ends: the resolution is one generation, whose frames vary
-    with episode lengths. Other algorithms evaluate every ``eval.every_frames`` (from the run's config; SB3
+    a ``generation`` column) evaluate at the first generation end past each ``eval.every_frames``: the
+    resolution is one generation (whose frames vary with episode lengths) or ``eval.every_frames``, whichever
+    is longer. Other algorithms evaluate every ``eval.every_frames`` (from the run's config; SB3
     rounds up to its rollout). Columns: env, algo, basis ("generation" or "every_frames"), eval_every_frames
     (the configured value, nan if unknown), spacing_min, spacing_median, spacing_max (frames between
     consecutive eval points over all its runs; nan for single-point curves).
@@ -254,7 +255,16 @@ def resolution_notes(resolution: pd.DataFrame, env_labels: dict[str, str] | None
         parts = []
         for _, row in group.iterrows():
             if row["basis"] == "generation":
-                what = f"one generation (eval points at generation ends{_spacing(row, ': ')})"
+                every = row["eval_every_frames"]
+                every_text = (
+                    f"eval.every_frames = {format_count(every)}"
+                    if np.isfinite(every)
+                    else "eval.every_frames"
+                )
+                what = (
+                    f"one generation or {every_text}, whichever is longer (eval points at the first generation "
+                    f"end past each eval.every_frames{_spacing(row, ': ')})"
+                )
             elif np.isfinite(row["eval_every_frames"]):
                 what = f"eval.every_frames = {format_count(row['eval_every_frames'])} frames"
             else:
