@@ -5,8 +5,12 @@ results directory works) writes tables and figures; ``compare``, ``promote`` and
 against stored baselines (:mod:`.compare`, :mod:`.history`). Everything here reads records only; replaying a
 run's policy needs the training stack and has its own entry point, ``python -m neuroevo_bench.replay``.
 
-Exit status: 0 done (``compare``: no regression), 1 ``compare`` found a regression or a baseline row without
-new runs, or nothing could be analysed, 2 bad arguments or inputs.
+``status`` lists where every run of a sweep stands (:mod:`.status`); it reads only run records with the standard
+library, so it starts fast enough to ``watch``.
+
+Exit status: 0 done (``compare``: no regression; ``status``: no run failed), 1 ``compare`` found a regression or
+a baseline row without new runs, ``status`` found a failed run, or nothing could be analysed, 2 bad arguments or
+inputs.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
 __all__ = ["build_parser", "main"]
 
@@ -209,6 +211,8 @@ def _add_history_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+
     parser = argparse.ArgumentParser(
         prog="python -m neuroevo_bench.analyze",
         description="Analyse a tree of benchmark runs: comparison tables and paper figures.",
@@ -255,6 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--dpi", type=_positive_int, default=300, help="PNG resolution (%(default)s)")
     report.set_defaults(run=_report)
+
+    from . import status as status_module
+
+    status = commands.add_parser(
+        "status",
+        help="where every run of a sweep stands: status, frames, score, frames/s, ETA, stale runs, errors",
+        description=status_module.DESCRIPTION,
+    )
+    status_module.add_arguments(status)
+    status.set_defaults(run=status_module.run_cli)
 
     from .compare import DEFAULT_BASELINES_DIR, DEFAULT_FPS_TOLERANCE, DEFAULT_SCORE_TOLERANCE
     from .history import DEFAULT_HISTORY
@@ -331,8 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 nothing to analyse, 2 bad arguments)."""
+    """Run the CLI; returns the exit status (0 ok, 1 nothing to analyse / a regression / a failed run, 2 bad
+    arguments)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "status":  # records only, standard library: skip importing what the others need
+        from . import status
+
+        return status.main(argv[1:])
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     if argv and argv[0] in MOVED:
