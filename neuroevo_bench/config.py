@@ -204,6 +204,9 @@ def validate(cfg: DictConfig) -> None:
     _integer(cfg, "eval.episodes")
     _integer(cfg, "resources.threads")
     _integer(cfg, "seed", 0, TRAIN_SEED_LIMIT - 1, SEED_WHY)
+    for key in ("checkpoint_every_s", "progress_every_s"):
+        if not cfg[key] > 0:
+            raise ConfigError(f"{key}={cfg[key]!r} is invalid; valid: a number of seconds > 0")
     if cfg.resume and cfg.overwrite:
         raise ConfigError("resume=true and overwrite=true contradict each other: pass one of them")
     if cfg.eval.every_frames > cfg.budget.frames:

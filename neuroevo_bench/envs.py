@@ -15,7 +15,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.envs.registration import load_env_creator
+from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -327,7 +329,16 @@ def make_vector_env(
     if mode == "vector_entry_point" and (same_step_autoreset or render_mode is not None):
         mode = "sync"
     if mode == "vector_entry_point":
-        return gym.make_vec(env_cfg.id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+        env = gym.make_vec(env_cfg.id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+        if isinstance(env, CartPoleVectorEnv):
+            return env
+        env.close()  # only CartPole's batched env can start episodes from chosen seeds (CountedVecEnv.reset_slots)
+        if env_cfg.vectorization != "auto":
+            raise EnvError(
+                f"env.vectorization=vector_entry_point is not supported for env.id={env_cfg.id!r}: its batched "
+                "env cannot reset chosen sub-envs with chosen seeds; valid: auto, sync, async"
+            )
+        mode = "sync"
     return gym.make_vec(  # sync or async (config.validate checks env.vectorization)
         env_cfg.id,
         num_envs=num_envs,
@@ -420,6 +431,38 @@ class CountedVecEnv:
             )
         obs, _ = self.env.reset(seed=seed)
         self._resetting[:] = False
+        if seed is not None and isinstance(self.env, CartPoleVectorEnv):  # one generator for all: seed each
+            obs = self.reset_slots(np.ones(self.num_envs, dtype=bool), seed + np.arange(self.num_envs))
+        return obs
+
+    def reset_slots(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """Start a new episode in each sub-env of `mask` (bool (num_envs,)), sub-env i seeded `seeds[i]`
+        ((num_envs,) ints; read where `mask` is set), and return every sub-env's observation.
+
+        This is what makes a population evaluation independent of its layout: an episode's start (and, on
+        Atari, its sticky-action stream) depends on its own seed only, not on which sub-env plays it or what
+        that sub-env played before. A reset sub-env's pending next-step auto-reset is cancelled, so its next
+        step is an ordinary, charged one. Gymnasium's Sync/Async vector envs and ale_py's AtariVectorEnv reset
+        chosen sub-envs with chosen seeds (`options["reset_mask"]`); gymnasium's batched CartPoleVectorEnv
+        draws every start from one shared generator, so its sub-envs are set here, each exactly as
+        `CartPole-v1` reset with that seed starts.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        seeds = np.asarray(seeds, dtype=np.int64)
+        self._resetting[mask] = False
+        env = self.env
+        if isinstance(env, CartPoleVectorEnv):
+            for i in np.flatnonzero(mask):
+                rng, _ = seeding.np_random(int(seeds[i]))
+                env.state[:, i] = rng.uniform(low=env.low, high=env.high, size=(4,))
+            env.steps[mask] = 0
+            env.prev_done[mask] = False
+            return env.state.T.astype(np.float32)
+        if isinstance(env, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):  # a seed per sub-env
+            per_env = [int(s) if m else None for s, m in zip(seeds, mask, strict=True)]
+            obs, _ = env.reset(seed=per_env, options={"reset_mask": mask})
+        else:  # AtariVectorEnv: the seeds of the masked sub-envs only (mapped by ProtocolAtariVectorEnv)
+            obs, _ = env.reset(seed=seeds[mask], options={"reset_mask": mask})
         return obs
 
     def step(

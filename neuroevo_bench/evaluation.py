@@ -46,63 +46,94 @@ class PopulationResult:
 
 
 class PopulationEvaluator(Protocol):
-    """What GA and random search need: fitness for a list of compact genomes, frames charged to the ledger."""
+    """What GA and random search need: fitness for a list of compact genomes, frames charged to the ledger.
+
+    `partial` (an unfinished result for the same genomes, episodes and seed, e.g. from :func:`unfinished`) is
+    filled in place, playing only the episodes still missing: a generation resumed from a checkpoint, and one
+    whose progress can be checkpointed while it runs. `stop` is called every env step (the caller
+    also uses it for progress lines and checkpoints); True interrupts the evaluation, which then returns what
+    finished so far with `complete=False`.
+    """
 
     def evaluate(
-        self, genomes: Sequence[Genome], episodes: int, seed: int, ledger: Ledger
+        self,
+        genomes: Sequence[Genome],
+        episodes: int,
+        seed: int,
+        ledger: Ledger,
+        partial: PopulationResult | None = None,
+        stop: Callable[[], bool] = ...,
     ) -> PopulationResult: ...
 
     def close(self) -> None: ...
+
+
+def unfinished(n: int, episodes: int) -> PopulationResult:
+    """A result to fill in: `n` individuals x `episodes` episodes, none played yet (NaN returns, 0 lengths)."""
+    return PopulationResult(
+        np.full((n, episodes), np.nan), np.zeros((n, episodes), dtype=np.int64), 0, 0, False
+    )
+
+
+def task_seeds(seed: int, tasks: np.ndarray) -> np.ndarray:
+    """Env seed of each task: task t (individual * episodes + episode, counted over the whole population) of an
+    evaluation with seed s starts from seed s + t, below TRAIN_SEED_LIMIT, so no training episode reuses a test
+    seed. It depends on the task alone, never on the slot, shard or worker that plays it."""
+    return (int(seed) + np.asarray(tasks, dtype=np.int64)) % TRAIN_SEED_LIMIT
 
 
 def run_slots(
     venv: CountedVecEnv,
     weights: RowWeights,
     load: Callable[[np.ndarray, np.ndarray], None],
-    n_individuals: int,
-    episodes: int,
+    returns: np.ndarray,
+    lengths: np.ndarray,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Play `n_individuals` x `episodes` episodes through the sub-envs ("slots") of `venv`.
+    stop: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Play the unfinished episodes of `returns` / `lengths` ((n_individuals, episodes), NaN / 0 where not
+    played yet; filled in place) through the sub-envs ("slots") of `venv`.
 
-    Tasks (individual, episode) are taken in order, individual-major; a slot takes the next task the moment
-    its episode ends (gymnasium's next-step auto-reset then starts the new episode, uncharged). The network
-    of an individual lives in one row of `weights` while any of its episodes runs, and the slots running
-    its episodes are the lanes of that row: one batched forward pass over rows serves every slot, and the
-    episodes of one individual share their weights. `load(rows, individuals)` builds networks into rows.
-    Stops before a step that could take the ledger past its cap. Returns (returns, lengths, complete),
-    both (n_individuals, episodes).
+    Tasks (individual, episode) are taken in order, individual-major, skipping those already finished (a
+    generation resumed from a checkpoint). A slot takes the next task the moment its episode ends and starts
+    it from the task's own seed (:func:`task_seeds`; `seed` is the seed of task 0 of this call), so a task's
+    episode is the same whichever slot plays it. The network of an individual lives in one row of `weights`
+    while any of its episodes runs, and the slots running its episodes are the lanes of that row: one batched
+    forward pass over rows serves every slot, and the episodes of one individual share their weights.
+    `load(rows, individuals)` builds networks into rows. Stops before a step that could take the ledger past
+    its cap, or when `stop()` (checked every step) says so; an episode cut off that way is not recorded.
+    Returns True when every episode finished.
     """
-    n_slots, n_rows, lanes = venv.num_envs, weights.rows, int(episodes)
+    n_slots, n_rows = venv.num_envs, weights.rows
+    n_individuals, lanes = returns.shape
     if n_rows < n_slots + 1:
         raise ValueError(f"need at least {n_slots + 1} weight rows for {n_slots} slots, got {n_rows}")
     ledger, skip = venv.ledger, venv.frame_skip
-    returns = np.full((n_individuals, lanes), np.nan)
-    lengths = np.zeros((n_individuals, lanes), dtype=np.int64)
-    total = n_individuals * lanes
-    slot_task = np.full(n_slots, -1, dtype=np.int64)  # task = individual * lanes + episode; -1 = idle
+    todo = np.flatnonzero(np.isnan(returns.ravel()))  # task = individual * lanes + episode
+    left = np.bincount(todo // lanes, minlength=n_individuals)  # unfinished episodes per individual
+    slot_task = np.full(n_slots, -1, dtype=np.int64)  # -1 = idle
     slot_row = np.zeros(n_slots, dtype=np.int64)
     ret = np.zeros(n_slots)
     steps = np.zeros(n_slots, dtype=np.int64)
     row_free = np.ones(n_rows, dtype=bool)
     row_left = np.zeros(n_rows, dtype=np.int64)  # unfinished episodes of the row's individual
     row_of = np.full(n_individuals, -1, dtype=np.int64)
-    next_task = 0
+    next_todo = 0
     hi = 0  # rows [0, hi) hold every row in use
 
-    def assign(slots: np.ndarray) -> None:
-        nonlocal next_task, hi
-        k = min(len(slots), total - next_task)
+    def assign(slots: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        nonlocal next_todo, hi
+        k = min(len(slots), len(todo) - next_todo)
         slot_task[slots[k:]] = -1
         if k <= 0:
-            return
-        tasks = np.arange(next_task, next_task + k)
+            return obs
+        tasks = todo[next_todo : next_todo + k]
         individuals = tasks // lanes
-        new = individuals[tasks % lanes == 0]  # an individual's first task is always dequeued first
+        new = np.unique(individuals[row_of[individuals] < 0])  # tasks come in order: each loads once
         if len(new):
             rows = np.flatnonzero(row_free)[: len(new)]  # lowest free rows keep [0, hi) dense
             row_free[rows] = False
-            row_left[rows] = lanes
+            row_left[rows] = left[new]
             row_of[new] = rows
             load(rows, new)
             hi = max(hi, int(rows[-1]) + 1)
@@ -111,18 +142,22 @@ def run_slots(
         slot_row[chosen] = row_of[individuals]
         ret[chosen] = 0.0
         steps[chosen] = 0
-        next_task += k
+        next_todo += k
+        mask = np.zeros(n_slots, dtype=bool)
+        mask[chosen] = True
+        seeds = np.zeros(n_slots, dtype=np.int64)
+        seeds[chosen] = task_seeds(seed, tasks)
+        return venv.reset_slots(mask, seeds)
 
-    obs = venv.reset(seed=seed)
-    assign(np.arange(n_slots))
+    obs = assign(np.arange(n_slots), venv.reset())
     x = None
     while True:
         active = slot_task >= 0
         n_active = int(active.sum())
         if n_active == 0:
-            return returns, lengths, True
-        if ledger.cap is not None and ledger.frames + n_active * skip > ledger.cap:
-            return returns, lengths, False
+            return True
+        if stop() or (ledger.cap is not None and ledger.frames + n_active * skip > ledger.cap):
+            return False
         lane = np.where(active, slot_task % lanes, 0)
         row = np.where(active, slot_row, 0)
         if x is None or x.shape[0] != hi:
@@ -144,7 +179,7 @@ def run_slots(
             if len(freed):
                 used = np.flatnonzero(~row_free)
                 hi = int(used[-1]) + 1 if len(used) else 0
-            assign(finished)
+            obs = assign(finished, obs)
 
 
 @dataclass
@@ -197,33 +232,29 @@ def shard_caps(remaining: int | None, shards: int) -> list[int | None]:
     return [q + (1 if i < r else 0) for i in range(int(shards))]
 
 
-def shard_seed(seed: int, shard: int) -> int:
-    """Env reset seed of shard `shard`: the evaluation's seed for shard 0 (so 1 shard is the unsharded
-    evaluation), then the next integers, kept below TRAIN_SEED_LIMIT so training episodes never reuse test seeds."""
-    return (int(seed) + int(shard)) % TRAIN_SEED_LIMIT
+def shard_seed(seed: int, first_task: int) -> int:
+    """The seed a shard's evaluation starts from: that of its first task, so that every task keeps the seed it
+    has in the unsharded evaluation (:func:`task_seeds`; a shard of individuals [lo, hi) starts at task
+    lo * episodes)."""
+    return int(task_seeds(seed, np.array([first_task]))[0])
 
 
-def empty_shard(episodes: int) -> ShardResult:
-    """The result of a shard with no individuals (nothing is stepped)."""
-    return ShardResult(np.full((0, episodes), np.nan), np.zeros((0, episodes), dtype=np.int64), 0, 0, True)
-
-
-def merge_shards(parts: Sequence[ShardResult], ledger: Ledger) -> PopulationResult:
-    """Concatenate shard results in population order and charge their frames to `ledger`.
+def merge_shards(
+    parts: Sequence[ShardResult], bounds: Sequence[tuple[int, int]], result: PopulationResult, ledger: Ledger
+) -> PopulationResult:
+    """Put shard results (individuals [lo, hi) each) into `result` and charge their frames to `ledger`.
 
     The frames were counted by each shard's CountedVecEnv on its own ledger (in this process or on a Ray
     worker); this is the one place where such counts are added to the training ledger.
     """
+    for part, (lo, hi) in zip(parts, bounds, strict=True):
+        result.returns[lo:hi], result.lengths[lo:hi] = part.returns, part.lengths
     frames = sum(p.frames for p in parts)
     agent_steps = sum(p.agent_steps for p in parts)
     ledger.frames += frames
     ledger.agent_steps += agent_steps
     return PopulationResult(
-        returns=np.concatenate([p.returns for p in parts]),
-        lengths=np.concatenate([p.lengths for p in parts]),
-        frames=frames,
-        agent_steps=agent_steps,
-        complete=all(p.complete for p in parts),
+        result.returns, result.lengths, frames, agent_steps, all(p.complete for p in parts)
     )
 
 
@@ -259,34 +290,55 @@ class LocalEvaluator:
         self.weights = RowWeights(net, self.slots + 1, device)
 
     def evaluate(
-        self, genomes: Sequence[Genome], episodes: int, seed: int, ledger: Ledger
+        self,
+        genomes: Sequence[Genome],
+        episodes: int,
+        seed: int,
+        ledger: Ledger,
+        partial: PopulationResult | None = None,
+        stop: Callable[[], bool] = lambda: False,
     ) -> PopulationResult:
         plan = self.store.plan(genomes)
+        result = unfinished(len(genomes), episodes) if partial is None else partial
         caps = shard_caps(ledger.remaining(), self.shards)
-        parts = [
-            self._run(plan, lo, hi, episodes, shard_seed(seed, i), caps[i])
-            for i, (lo, hi) in enumerate(shard_bounds(len(genomes), self.shards))
-        ]
-        return merge_shards(parts, ledger)
+        bounds = shard_bounds(len(genomes), self.shards)
+        parts = []
+        for i, (lo, hi) in enumerate(bounds):
+            returns, lengths = result.returns[lo:hi], result.lengths[lo:hi]  # views: filled in place
+            parts.append(
+                self._run(plan, lo, returns, lengths, shard_seed(seed, lo * episodes), caps[i], stop)
+            )
+        return merge_shards(parts, bounds, result, ledger)
 
     def evaluate_shard(
         self, genomes: Sequence[Genome], episodes: int, seed: int, cap: int | None
     ) -> ShardResult:
-        """One shard on its own, with its reset seed and frame cap given (what a Ray worker runs)."""
-        return self._run(self.store.plan(genomes), 0, len(genomes), episodes, seed, cap)
+        """One shard on its own, with its seed and frame cap given (what a Ray worker runs)."""
+        result = unfinished(len(genomes), episodes)
+        return self._run(self.store.plan(genomes), 0, result.returns, result.lengths, seed, cap)
 
-    def _run(self, plan: Plan, lo: int, hi: int, episodes: int, seed: int, cap: int | None) -> ShardResult:
-        """Individuals [lo, hi) of `plan`, counted on a fresh ledger capped at `cap`."""
-        if hi <= lo:
-            return empty_shard(episodes)
+    def _run(
+        self,
+        plan: Plan,
+        lo: int,
+        returns: np.ndarray,
+        lengths: np.ndarray,
+        seed: int,
+        cap: int | None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> ShardResult:
+        """Individuals lo, lo+1, ... of `plan` (as many as `returns` has rows), counted on a fresh ledger capped
+        at `cap`; their unfinished episodes are played into `returns` / `lengths` in place."""
         shard_ledger = Ledger(cap=cap)
-        venv = CountedVecEnv(self.env, self.frame_skip, shard_ledger)
+        complete = not np.isnan(returns).any()
+        if not complete:
+            venv = CountedVecEnv(self.env, self.frame_skip, shard_ledger)
 
-        def load(rows: np.ndarray, individuals: np.ndarray) -> None:
-            self.weights.load(rows, self.store.build(plan, individuals + lo))
+            def load(rows: np.ndarray, individuals: np.ndarray) -> None:
+                self.weights.load(rows, self.store.build(plan, individuals + lo))
 
-        with torch.no_grad():
-            returns, lengths, complete = run_slots(venv, self.weights, load, hi - lo, episodes, seed)
+            with torch.no_grad():
+                complete = run_slots(venv, self.weights, load, returns, lengths, seed, stop)
         return ShardResult(returns, lengths, shard_ledger.frames, shard_ledger.agent_steps, complete)
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import sys
@@ -97,52 +98,87 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)  # SIGUSR2: submitit's time-limit warning
+CHECKPOINT_FORMAT = 2  # bumped when a checkpoint's contents change; an older one is refused, not misread
+
+
 @contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the run to stop after the current generation / rollout; a second SIGINT aborts."""
+def stop_on_signals(stop: threading.Event, received: list[int]) -> Iterator[dict[int, Any]]:
+    """SIGINT, SIGTERM and SIGUSR2 ask the run to stop: a generation stops at its next env step, SB3 at its
+    next vector step, then the runner checkpoints at once. A second SIGINT aborts. Yields the handlers this
+    replaced (submitit's SIGUSR2 handler requeues a SLURM job: the runner calls it once the checkpoint is
+    written)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield {}
         return
 
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        print(f"\nsignal {signal.Signals(signum).name}: finishing the current step, then saving", flush=True)
+        print(f"\nsignal {signal.Signals(signum).name}: checkpointing now, then stopping", flush=True)
+        received.append(signum)
         stop.set()
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
-        yield
+        yield old
     finally:
         for s, h in old.items():
             signal.signal(s, h)
 
 
-def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
-    """Refuse to overwrite an existing run unless asked; return its checkpoint when resuming."""
-    run_json = run_dir / records.RUN_JSON
-    if not run_json.exists():
-        if cfg.resume and (run_dir / records.CHECKPOINT).exists():
-            return records.load_pickle(run_dir / records.CHECKPOINT)
-        return None
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint, or a ConfigError naming the file when it is truncated or from another format."""
     try:
-        status = records.read_json(run_json).get("status")
-    except (OSError, ValueError):
-        status = "unreadable"
+        ckpt = records.load_pickle(path)
+    except Exception as exc:  # truncated or corrupted: pickle raises many kinds
+        raise ConfigError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); it is damaged. Start the run "
+            "again with overwrite=true, or under a new name=..."
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        found = ckpt.get("format", 1) if isinstance(ckpt, dict) else "unknown"
+        raise ConfigError(
+            f"checkpoint {path} has format {found}, but this version of neuroevo_bench reads format "
+            f"{CHECKPOINT_FORMAT}; resume it with the version that wrote it (run.json: git_commit), or start "
+            "again with overwrite=true"
+        )
+    return ckpt
+
+
+def requeued() -> bool:
+    """True when SLURM restarted this job (submitit requeues a preempted or timed-out job): it then resumes
+    its run without `resume=true`."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+
+
+def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """Refuse to overwrite an existing run unless asked; return its checkpoint when resuming.
+
+    Read-only until it returns: a refused command changes nothing in the run directory.
+    """
+    run_json = run_dir / records.RUN_JSON
+    ckpt_path = run_dir / records.CHECKPOINT
+    resume = bool(cfg.resume) or requeued()
     if cfg.overwrite:
         for name in OWNED_FILES:
             (run_dir / name).unlink(missing_ok=True)
         shutil.rmtree(run_dir / "model", ignore_errors=True)
         return None
-    if not cfg.resume:
+    if not run_json.exists() and not ckpt_path.exists():
+        return None
+    if not resume:
+        try:
+            status = records.read_json(run_json).get("status") if run_json.exists() else "checkpoint only"
+        except (OSError, ValueError):
+            status = "unreadable"
         raise ConfigError(
             f"run directory {run_dir} already holds a run (status: {status}). Pass resume=true to continue it, "
             "overwrite=true to replace it, or name=<new name> to start a separate run."
         )
-    ckpt_path = run_dir / records.CHECKPOINT
     if not ckpt_path.exists():
         raise ConfigError(f"resume=true but {ckpt_path} does not exist; nothing to resume from")
-    ckpt = records.load_pickle(ckpt_path)
+    ckpt = read_checkpoint(ckpt_path)
     if ckpt["fingerprint"] != config_fingerprint(cfg):
         raise ConfigError(
             f"resume=true but the config differs from the one that started {run_dir}; resuming would make the "
@@ -151,203 +187,263 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     return ckpt
 
 
+class Run:
+    """One (algo, env, seed) trained to its frame budget, its records written into `run_dir`.
+
+        eval at 0 frames -> train until the next eval point -> eval -> ... -> budget spent -> final eval
+
+    with a checkpoint after every eval point, every `checkpoint_every_s` of training (inside a long generation
+    too) and at once on SIGINT / SIGTERM / SIGUSR2. Training and test-evaluation wall time are measured
+    separately. The run, not the algorithm, writes every record, so all algorithms produce the same files.
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        validate(cfg)
+        torch.set_num_threads(int(cfg.resources.threads))
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.budget, self.every = int(cfg.budget.frames), int(cfg.eval.every_frames)
+        self.checkpoint_every_s = float(cfg.checkpoint_every_s)
+        self.train_ledger, self.eval_ledger = Ledger(cap=self.budget), Ledger()
+        self.label = f"{cfg.algo.name} {cfg.env.id} seed{cfg.seed}"
+        self.progress = Progress(self.label, self.budget, float(cfg.progress_every_s))
+        self.ctx = RunContext(
+            env_cfg=cfg.env,
+            ledger=self.train_ledger,
+            seed=int(cfg.seed),
+            resources=cfg.resources,
+            evaluator_cfg=cfg.evaluator,
+            progress=self.progress,
+            checkpoint_if_due=self.checkpoint_if_due,
+        )
+        self.curve: list[dict[str, Any]] = []
+        self.train_wall = self.eval_wall = 0.0
+        self.train_started: float | None = None  # perf_counter at the start of the current training stretch
+        self.next_eval = 0
+        self.last_checkpoint = time.perf_counter()
+        self.signals: list[int] = []
+        self.info = self._initial_info()
+        # Build the algorithm before touching the run directory: a network that cannot handle the env's
+        # spaces (or any other bad input found while building) fails here, with nothing written.
+        self.algo: Algorithm = instantiate(cfg.algo, _partial_=True)(ctx=self.ctx)
+        self.tester: TestEvaluator | None = None
+
+    def _initial_info(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "algo": cfg.algo.name,
+            "env": cfg.env.name,
+            "env_id": cfg.env.id,
+            "seed": int(cfg.seed),
+            "status": "running",
+            "budget_frames": self.budget,
+            "train_frames": 0,
+            "eval_frames": 0,
+            "agent_steps": 0,
+            "frame_skip": int(cfg.env.frame_skip),
+            "train_wall_s": 0.0,
+            "eval_wall_s": 0.0,
+            "final_score": None,
+            "final_score_std": None,
+            "untrained": None,
+            "score_threshold": cfg.env.threshold,
+            "score_random": cfg.env.score_random,
+            "score_max": cfg.env.score_max,
+            "network": None,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "machine": records.machine_info(int(cfg.resources.threads)),
+            "versions": records.versions(),
+            "git_commit": records.git_commit(),
+            "started_at": records.now_iso(),
+            "finished_at": None,
+            "error": None,
+        }
+
+    # --- the loop ---------------------------------------------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt = prepare_run_dir(self.cfg, self.run_dir)
+        except BaseException:
+            self.algo.close()
+            raise
+        if ckpt is not None and ckpt.get("finished"):  # resume=true on a complete run: nothing changes
+            self.algo.close()
+            done = records.read_json(self.run_dir / records.RUN_JSON)
+            print(f"[{self.label}] already complete; nothing to resume", flush=True)
+            print_summary(done, self.run_dir)
+            return done
+        self.info["network"] = self.algo.network
+        self.info["env_settings"] = self.ctx.env_info.settings  # what the built env does, read back
+        if hasattr(self.algo, "record_extra"):  # e.g. SB3: hyperparameter source and the effective values
+            self.info.update(self.algo.record_extra())
+        try:
+            self.tester = TestEvaluator(
+                self.cfg.env, int(self.cfg.eval.episodes), int(self.cfg.eval.seed), self.eval_ledger
+            )
+            if ckpt is not None:
+                self.resume(ckpt)
+            self.save("running")
+            with stop_on_signals(self.ctx.stop, self.signals) as replaced:
+                self.train()
+            if self.ctx.stop.is_set():
+                self.checkpoint()
+                self.save("interrupted")
+                print(
+                    f"[{self.label}] interrupted; resume with the same command plus resume=true", flush=True
+                )
+                self._chain_signal(replaced)
+                return self.info
+            self.algo.save_policy(self.run_dir)
+            self.checkpoint(finished=True)
+            self.save("ok")
+            print_summary(self.info, self.run_dir)
+            return self.info
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        finally:
+            if self.tester is not None:
+                self.tester.close()
+            self.algo.close()
+
+    def train(self) -> None:
+        """Evaluate at 0 frames, then alternate training stretches and test evaluations until the budget is
+        spent or a stop is requested."""
+        more = not self.train_ledger.exhausted()
+        if not self.curve:
+            self.evaluate()
+            self.next_eval = self.every
+            self.checkpoint()
+        while more and not self.ctx.stop.is_set():
+            self.train_started = time.perf_counter()
+            more = self.algo.train_until(min(self.next_eval, self.budget))
+            self.train_wall += time.perf_counter() - self.train_started
+            self.train_started = None
+            more = more and not self.train_ledger.exhausted()
+            if self.ctx.stop.is_set():
+                break
+            if self.train_ledger.frames >= self.next_eval or not more:
+                self.evaluate()
+                while self.next_eval <= self.train_ledger.frames:
+                    self.next_eval += self.every
+                self.checkpoint()
+                self.save("running")
+
+    def evaluate(self) -> None:
+        """One test evaluation of the current policy: a row of the curve and a progress line."""
+        assert self.tester is not None
+        result: TestResult = self.tester(self.algo.policy())
+        self.eval_wall += result.wall_s
+        r = result.returns
+        self.curve.append(
+            {
+                "frames": self.train_ledger.frames,
+                "agent_steps": self.train_ledger.agent_steps,
+                "train_wall_s": self.train_wall,
+                "eval_wall_s": self.eval_wall,
+                "eval_frames": self.eval_ledger.frames,
+                "score_mean": float(r.mean()),
+                "score_std": float(r.std()),
+                "score_min": float(r.min()),
+                "score_max": float(r.max()),
+                "episodes": len(r),
+                **self.algo.curve_stats(),
+            }
+        )
+        fps = self.train_ledger.frames / self.train_wall if self.train_wall > 0 else 0.0
+        shown = {PROGRESS_KEYS[k]: v for k, v in self.curve[-1].items() if k in PROGRESS_KEYS}
+        self.progress.last_test = None
+        test = f"{r.mean():.1f} ± {r.std():.1f}"
+        self.progress(self.train_ledger.frames, force=True, fps=fps, **shown, test=test)  # type: ignore[arg-type]
+        self.progress.last_test = float(r.mean())
+
+    # --- checkpoints and records ----------------------------------------------------------------------------
+    def checkpoint_if_due(self) -> None:
+        """Called from inside training (a long generation, a rollout's start): checkpoint every
+        `checkpoint_every_s`, so a run killed at any moment (SIGKILL included) loses at most that much work."""
+        if time.perf_counter() - self.last_checkpoint >= self.checkpoint_every_s:
+            self.checkpoint()
+
+    def checkpoint(self, finished: bool = False) -> None:
+        """Write everything `resume` needs, atomically. Mid-training, the algorithm's state says which
+        training frames it holds (a GA generation in progress: its finished episodes only)."""
+        state = self.algo.state_dict()
+        frames, steps = state.get("ledger") or (self.train_ledger.frames, self.train_ledger.agent_steps)
+        running = 0.0 if self.train_started is None else time.perf_counter() - self.train_started
+        records.save_pickle(
+            self.run_dir / records.CHECKPOINT,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "finished": finished,
+                "fingerprint": config_fingerprint(self.cfg),
+                "algo": state,
+                "train_frames": frames,
+                "agent_steps": steps,
+                "eval_frames": self.eval_ledger.frames,
+                "train_wall_s": self.train_wall + running,
+                "eval_wall_s": self.eval_wall,
+                "next_eval": self.next_eval,
+                "curve": self.curve,
+                "started_at": self.info["started_at"],
+            },
+        )
+        self.last_checkpoint = time.perf_counter()
+
+    def resume(self, ckpt: dict[str, Any]) -> None:
+        self.algo.load_state_dict(ckpt["algo"])
+        self.train_ledger.frames, self.train_ledger.agent_steps = ckpt["train_frames"], ckpt["agent_steps"]
+        self.eval_ledger.frames = ckpt["eval_frames"]
+        self.train_wall, self.eval_wall = ckpt["train_wall_s"], ckpt["eval_wall_s"]
+        self.next_eval, self.curve = ckpt["next_eval"], ckpt["curve"]
+        self.info["started_at"] = ckpt.get("started_at", self.info["started_at"])
+        print(
+            f"[{self.label}] resuming at {_si(self.train_ledger.frames)} frames from {self.run_dir}",
+            flush=True,
+        )
+
+    def save(self, status: str) -> None:
+        """run.json and curve.csv, atomically."""
+        self.info.update(
+            status=status,
+            train_frames=self.train_ledger.frames,
+            agent_steps=self.train_ledger.agent_steps,
+            eval_frames=self.eval_ledger.frames,
+            train_wall_s=self.train_wall,
+            eval_wall_s=self.eval_wall,
+            final_score=self.curve[-1]["score_mean"] if self.curve else None,
+            final_score_std=self.curve[-1]["score_std"] if self.curve else None,
+            finished_at=records.now_iso() if status != "running" else None,
+            algo_stats=self.algo.curve_stats(),
+            # GA/RS: no generation completed, so the test policy is an untrained network
+            untrained=bool(getattr(self.algo, "untrained", False)),
+        )
+        if status == "interrupted":  # the records say where the checkpoint is, not the live ledger
+            state = self.algo.state_dict()
+            if state.get("ledger"):
+                self.info["train_frames"], self.info["agent_steps"] = state["ledger"]
+        records.write_curve(self.run_dir / records.CURVE_CSV, self.curve)
+        records.write_json(self.run_dir / records.RUN_JSON, self.info)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a run that raised: `failed`, or `interrupted` for a second Ctrl-C (KeyboardInterrupt) and a
+        SystemExit (e.g. submitit requeueing the job)."""
+        self.info["error"] = "".join(traceback.format_exception(exc))
+        self.info["status"] = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+        self.info["finished_at"] = records.now_iso()
+        records.atomic_write_text(self.run_dir / "error.txt", self.info["error"])
+        records.write_json(self.run_dir / records.RUN_JSON, self.info)
+
+    def _chain_signal(self, replaced: dict[int, Any]) -> None:
+        """After the checkpoint, hand SIGUSR2 to the handler it replaced: under submitit that requeues the
+        SLURM job, which then resumes this run by itself (:func:`requeued`)."""
+        previous = replaced.get(signal.SIGUSR2)
+        if signal.SIGUSR2 in self.signals and callable(previous):
+            previous(signal.SIGUSR2, None)
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run one (algo, env, seed) to its frame budget and write its records into `run_dir`."""
-    validate(cfg)
-    torch.set_num_threads(int(cfg.resources.threads))
-
-    budget = int(cfg.budget.frames)
-    every = int(cfg.eval.every_frames)
-    train_ledger = Ledger(cap=budget)
-    eval_ledger = Ledger()
-    label = f"{cfg.algo.name} {cfg.env.id} seed{cfg.seed}"
-    progress = Progress(label, budget, float(cfg.progress_every_s))
-    ctx = RunContext(
-        env_cfg=cfg.env,
-        ledger=train_ledger,
-        seed=int(cfg.seed),
-        resources=cfg.resources,
-        evaluator_cfg=cfg.evaluator,
-        progress=progress,
-    )
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    info: dict[str, Any] = {
-        "algo": cfg.algo.name,
-        "env": cfg.env.name,
-        "env_id": cfg.env.id,
-        "seed": int(cfg.seed),
-        "status": "running",
-        "budget_frames": budget,
-        "train_frames": 0,
-        "eval_frames": 0,
-        "agent_steps": 0,
-        "frame_skip": int(cfg.env.frame_skip),
-        "train_wall_s": 0.0,
-        "eval_wall_s": 0.0,
-        "final_score": None,
-        "final_score_std": None,
-        "untrained": None,
-        "score_threshold": cfg.env.threshold,
-        "score_random": cfg.env.score_random,
-        "score_max": cfg.env.score_max,
-        "network": None,
-        "config": resolved,
-        "machine": records.machine_info(int(cfg.resources.threads)),
-        "versions": records.versions(),
-        "git_commit": records.git_commit(),
-        "started_at": records.now_iso(),
-        "finished_at": None,
-        "error": None,
-    }
-    curve: list[dict[str, Any]] = []
-    train_wall = eval_wall = 0.0
-    next_eval = 0
-    # Build the algorithm before touching the run directory: a network that cannot handle the env's spaces
-    # (or any other bad input found while building) fails here, with nothing written.
-    algo: Algorithm = instantiate(cfg.algo, _partial_=True)(ctx=ctx)
-    run_dir = Path(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = prepare_run_dir(cfg, run_dir)
-    except BaseException:
-        algo.close()
-        raise
-    if ckpt is not None and ckpt.get(
-        "finished"
-    ):  # resume=true on a complete run: nothing to do, nothing changed
-        algo.close()
-        done = records.read_json(run_dir / records.RUN_JSON)
-        print(f"[{label}] already complete; nothing to resume", flush=True)
-        print_summary(done, run_dir)
-        return done
-    info["network"] = algo.network
-    info["env_settings"] = ctx.env_info.settings  # what the built env does, read back (Atari: protocol)
-    if hasattr(algo, "record_extra"):  # e.g. SB3: hyperparameter source and the effective values
-        info.update(algo.record_extra())
-    tester: TestEvaluator | None = None
-    try:
-        tester = TestEvaluator(cfg.env, int(cfg.eval.episodes), int(cfg.eval.seed), eval_ledger)
-        if ckpt is not None:
-            algo.load_state_dict(ckpt["algo"])
-            train_ledger.frames, train_ledger.agent_steps = ckpt["train_frames"], ckpt["agent_steps"]
-            eval_ledger.frames = ckpt["eval_frames"]
-            train_wall, eval_wall, next_eval, curve = (
-                ckpt["train_wall_s"],
-                ckpt["eval_wall_s"],
-                ckpt["next_eval"],
-                ckpt["curve"],
-            )
-            info["started_at"] = ckpt.get("started_at", info["started_at"])
-            print(f"[{label}] resuming at {_si(train_ledger.frames)} frames from {run_dir}", flush=True)
-
-        def save(status: str) -> None:
-            info.update(
-                status=status,
-                train_frames=train_ledger.frames,
-                agent_steps=train_ledger.agent_steps,
-                eval_frames=eval_ledger.frames,
-                train_wall_s=train_wall,
-                eval_wall_s=eval_wall,
-                final_score=curve[-1]["score_mean"] if curve else None,
-                final_score_std=curve[-1]["score_std"] if curve else None,
-                finished_at=records.now_iso() if status != "running" else None,
-                algo_stats=algo.curve_stats(),
-                # GA/RS: no generation completed, so the test policy is an untrained network
-                untrained=bool(getattr(algo, "untrained", False)),
-            )
-            records.write_curve(run_dir / records.CURVE_CSV, curve)
-            records.write_json(run_dir / records.RUN_JSON, info)
-
-        def checkpoint(finished: bool = False) -> None:
-            records.save_pickle(
-                run_dir / records.CHECKPOINT,
-                {
-                    "finished": finished,
-                    "fingerprint": config_fingerprint(cfg),
-                    "algo": algo.state_dict(),
-                    "train_frames": train_ledger.frames,
-                    "agent_steps": train_ledger.agent_steps,
-                    "eval_frames": eval_ledger.frames,
-                    "train_wall_s": train_wall,
-                    "eval_wall_s": eval_wall,
-                    "next_eval": next_eval,
-                    "curve": curve,
-                    "started_at": info["started_at"],
-                },
-            )
-
-        def evaluate() -> None:
-            nonlocal eval_wall
-            assert tester is not None
-            result: TestResult = tester(algo.policy())
-            eval_wall += result.wall_s
-            r = result.returns
-            curve.append(
-                {
-                    "frames": train_ledger.frames,
-                    "agent_steps": train_ledger.agent_steps,
-                    "train_wall_s": train_wall,
-                    "eval_wall_s": eval_wall,
-                    "eval_frames": eval_ledger.frames,
-                    "score_mean": float(r.mean()),
-                    "score_std": float(r.std()),
-                    "score_min": float(r.min()),
-                    "score_max": float(r.max()),
-                    "episodes": len(r),
-                    **algo.curve_stats(),
-                }
-            )
-            fps = train_ledger.frames / train_wall if train_wall > 0 else 0.0
-            shown = {PROGRESS_KEYS[k]: v for k, v in curve[-1].items() if k in PROGRESS_KEYS}
-            progress.last_test = None
-            progress(
-                train_ledger.frames, force=True, fps=fps, **shown, test=f"{r.mean():.1f} ± {r.std():.1f}"
-            )  # type: ignore[arg-type]
-            progress.last_test = float(r.mean())
-
-        save("running")
-        with stop_on_signals(ctx.stop):
-            more = not train_ledger.exhausted()
-            if ckpt is None or not curve:
-                evaluate()
-                next_eval = every
-                checkpoint()
-            while more and not ctx.stop.is_set():
-                t0 = time.perf_counter()
-                more = algo.train_until(min(next_eval, budget))
-                train_wall += time.perf_counter() - t0
-                more = more and not train_ledger.exhausted()
-                if ctx.stop.is_set():
-                    break
-                if train_ledger.frames >= next_eval or not more:
-                    evaluate()
-                    while next_eval <= train_ledger.frames:
-                        next_eval += every
-                    checkpoint()
-                    save("running")
-        if ctx.stop.is_set():
-            checkpoint()
-            save("interrupted")
-            print(f"[{label}] interrupted; resume with the same command plus resume=true", flush=True)
-            return info
-        algo.save_policy(run_dir)
-        checkpoint(finished=True)
-        save("ok")
-        print_summary(info, run_dir)
-        return info
-    except BaseException as exc:
-        info["error"] = "".join(traceback.format_exception(exc))
-        # KeyboardInterrupt: a second Ctrl-C; SystemExit: e.g. submitit requeueing a run at its time limit.
-        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
-        info["status"] = status
-        info["finished_at"] = records.now_iso()
-        records.atomic_write_text(run_dir / "error.txt", info["error"])
-        records.write_json(run_dir / records.RUN_JSON, info)
-        raise
-    finally:
-        if tester is not None:
-            tester.close()
-        algo.close()
+    return Run(cfg, run_dir).execute()
 
 
 def print_summary(info: dict[str, Any], run_dir: Path) -> None:

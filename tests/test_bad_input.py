@@ -53,6 +53,7 @@ REFUSED = [
         "an Atari episode cap of 3 frames (env.max_episode_frames, or",
     ),
     (["budget.frames=0"], "budget.frames=0 is invalid; valid: a positive integer"),
+    (["checkpoint_every_s=0"], "checkpoint_every_s=0.0 is invalid; valid: a number of seconds > 0"),
     (["budget.frames=-5"], "budget.frames=-5 is invalid"),
     (["algo=a2c", "algo.n_steps=0"], "algo.n_steps=0 is invalid; valid: a positive integer"),
     (["algo.population=1"], "algo.population=1 is invalid; valid: an integer >= 2 (such2017: the elite"),

@@ -7,7 +7,7 @@ is the notebook's variant: all N evaluated, the top C plus the elite validated, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -35,12 +35,21 @@ class FakeEvaluator:
         self.score = score
 
     def evaluate(
-        self, genomes: Sequence[Genome], episodes: int, seed: int, ledger: Ledger
+        self,
+        genomes: Sequence[Genome],
+        episodes: int,
+        seed: int,
+        ledger: Ledger,
+        partial: PopulationResult,
+        stop: Callable[[], bool],
     ) -> PopulationResult:
         self.calls.append((list(genomes), episodes))
         fitness = np.array([self.score(g) for g in genomes])
-        returns = np.repeat(fitness[:, None], episodes, axis=1)
-        return PopulationResult(returns, np.ones_like(returns, dtype=np.int64), 0, 0, True)
+        partial.returns[:] = np.repeat(
+            fitness[:, None], episodes, axis=1
+        )  # filled in place, as evaluators do
+        partial.lengths[:] = 1
+        return PopulationResult(partial.returns, partial.lengths, 0, 0, True)
 
     def close(self) -> None:
         pass

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from neuroevo_bench import records
 from neuroevo_bench.config import ConfigError
 from neuroevo_bench.runner import run
 from tests.conftest import ROOT
@@ -135,6 +136,30 @@ def test_resume_of_a_finished_run_changes_nothing(make_cfg, tmp_path):
     assert again["train_frames"] == first["train_frames"]
     assert again["final_score"] == first["final_score"]
     assert {name: (tmp_path / name).read_bytes() for name in files} == files
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda ckpt: ckpt.write_bytes(ckpt.read_bytes()[:100]), "cannot be read .* it is damaged"),
+        (
+            lambda ckpt: records.save_pickle(ckpt, {**records.load_pickle(ckpt), "format": 1}),
+            "has format 1, but this version of neuroevo_bench reads format 2",
+        ),
+    ],
+    ids=["truncated", "old format"],
+)
+def test_a_damaged_or_foreign_checkpoint_is_refused_naming_it(make_cfg, tmp_path, damage, message):
+    base = ("algo=ga", "algo.population=20", "budget.frames=20000", "eval.every_frames=10000")
+    run(make_cfg(*base), tmp_path)
+    ckpt = tmp_path / "checkpoint.pkl"
+    damage(ckpt)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match=f"checkpoint {ckpt} {message}"):
+        run(make_cfg(*base, "resume=true"), tmp_path)
+    assert {
+        p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()
+    } == before  # nothing overwritten
 
 
 def test_a_failing_sweep_job_does_not_stop_the_others(tmp_path):

@@ -31,6 +31,8 @@ class RunContext:
     evaluator_cfg: Any = None
     progress: Callable[..., None] = lambda *_, **__: None
     stop: threading.Event = field(default_factory=threading.Event)
+    # called by a long generation / at a rollout's start: writes a checkpoint when `checkpoint_every_s` is due
+    checkpoint_if_due: Callable[[], None] = lambda: None
 
     @cached_property
     def env_info(self) -> EnvSpecInfo:
@@ -57,7 +59,10 @@ class Algorithm(Protocol):
         """Write the final policy so that `load_policy` rebuilds it exactly."""
         ...
 
-    def state_dict(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]:
+        """What resuming needs; a `ledger` entry (frames, agent steps), when present, is the training ledger
+        the checkpoint must hold (GA mid-generation: only the finished episodes count)."""
+        ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 

@@ -21,7 +21,9 @@ elite, which is random search (:mod:`neuroevo_bench.algorithms.random_search`).
 
 from __future__ import annotations
 
+import copy
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,26 @@ import torch
 from neuroevo_bench.algorithms import ActFn, RunContext
 from neuroevo_bench.config import GA_VARIANTS, TRAIN_SEED_LIMIT
 from neuroevo_bench.envs import atari_episode_cap
-from neuroevo_bench.evaluation import LocalEvaluator, PopulationEvaluator
+from neuroevo_bench.evaluation import LocalEvaluator, PopulationEvaluator, PopulationResult, unfinished
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
 from neuroevo_bench.policies import Network, flat_policy, make_network, network_from_spec, network_spec
 from neuroevo_bench.records import read_json, write_json
 
 CHAMPION_JSON = "champion.json"
+
+
+TICK_S = 0.25  # how often an evaluation's per-step callback does more than check for a stop request
+
+
+@dataclass
+class Generation:
+    """A generation in progress: what a mid-generation checkpoint holds to finish it exactly after a resume."""
+
+    seeds: tuple[int, int]  # env seeds of the population evaluation and of the elite validation
+    frames0: int  # the training ledger when the generation started
+    steps0: int
+    population: PopulationResult  # filled in place as episodes finish (NaN: not finished)
+    validation: PopulationResult | None = None
 
 
 def episode_frames_cap(env_cfg: Any, fitness_max_frames: int | None) -> int | None:
@@ -124,6 +140,9 @@ class GeneticAlgorithm:
         self.elite_score = float("nan")
         self.last: dict[str, Any] = {}
         self.exhausted = False
+        self.current: Generation | None = None  # the generation in progress, if any
+        self.frame_skip = int(ctx.env_cfg.frame_skip)
+        self._last_tick = time.perf_counter()
         self._warn_if_budget_below_one_generation(fitness_max_frames)
 
     @property
@@ -165,28 +184,41 @@ class GeneticAlgorithm:
         return top if in_population else [*top, -1]  # chopra: the top C, plus the elite if not among them
 
     def step_generation(self) -> bool:
-        """Run one generation; False if the budget cap cut it short (then nothing is updated)."""
-        t0 = time.perf_counter()
+        """Run one generation, or finish the one in progress (resumed from a mid-generation checkpoint).
+
+        False if it did not complete: the budget cap cut it short (then nothing is updated and training ends),
+        or the run was asked to stop (then `self.current` keeps every finished episode, for the checkpoint).
+        """
         ledger = self.ctx.ledger
-        frames0 = ledger.frames
-        res = self.evaluator.evaluate(self.population, self.episodes, self._env_seed(), ledger)
+        if self.current is None:
+            seeds = (self._env_seed(), self._env_seed())  # population evaluation, elite validation
+            self.current = Generation(
+                seeds, ledger.frames, ledger.agent_steps, unfinished(self.n_new, self.episodes)
+            )
+        g = self.current
+        t0, frames_start = time.perf_counter(), self.frames_done()[0]
+        res = self.evaluator.evaluate(
+            self.population, self.episodes, g.seeds[0], ledger, g.population, self._tick
+        )
         if not res.complete:
-            self._cut_short(frames0, "population evaluation")
-            return False
+            return self._incomplete("population evaluation")
         fitness = res.fitness
         order = np.argsort(-fitness, kind="stable")
         candidates = self._candidates(order)
         genomes = [self.elite if i < 0 else self.population[i] for i in candidates]
-        val = self.evaluator.evaluate(genomes, self.val_episodes, self._env_seed(), ledger)
+        if g.validation is None:
+            g.validation = unfinished(len(genomes), self.val_episodes)
+        val = self.evaluator.evaluate(
+            genomes, self.val_episodes, g.seeds[1], ledger, g.validation, self._tick
+        )
         if not val.complete:
-            self._cut_short(frames0, "elite validation")
-            return False
+            return self._incomplete("elite validation")
         best = int(np.argmax(val.fitness))  # ties go to the first (such2017: the previous elite)
         assert genomes[best] is not None
         self.elite, self.elite_score = genomes[best], float(val.fitness[best])
         self.last = {
             "generation": self.generation,
-            "generation_frames": ledger.frames - frames0,
+            "generation_frames": ledger.frames - g.frames0,
             "fitness_max": float(fitness.max()),
             "fitness_mean": float(fitness.mean()),
             "fitness_median": float(np.median(fitness)),
@@ -196,18 +228,68 @@ class GeneticAlgorithm:
         }
         self.population = self._next_population(order, elite_index=candidates[best])
         self.generation += 1
-        dt = time.perf_counter() - t0
+        self.current = None
+        fps = (ledger.frames - frames_start) / max(time.perf_counter() - t0, 1e-9)
         self.ctx.progress(
             ledger.frames,
             **{
                 "gen": self.generation,
-                "fps": (ledger.frames - frames0) / max(dt, 1e-9),
+                "fps": fps,
                 "fit max": self.last["fitness_max"],
                 "fit mean": self.last["fitness_mean"],
                 "elite": self.elite_score,
             },
         )
         return True
+
+    def frames_done(self) -> tuple[int, int]:
+        """Training (frames, agent steps) up to the last finished episode: the ledger as a checkpoint keeps it.
+
+        Within a generation the ledger also holds the frames of episodes still running (or, for the local
+        evaluator, nothing of the generation until an evaluation ends); an episode cut off by an interruption
+        is played again from its start after a resume, so only finished episodes count.
+        """
+        g = self.current
+        if g is None:
+            return self.ctx.ledger.frames, self.ctx.ledger.agent_steps
+        steps = int(g.population.lengths.sum()) + (
+            0 if g.validation is None else int(g.validation.lengths.sum())
+        )
+        return g.frames0 + steps * self.frame_skip, g.steps0 + steps
+
+    def _tick(self) -> bool:
+        """Called at every env step of an evaluation: progress lines and time-based checkpoints inside a long
+        generation (both throttled), and whether to stop (SIGINT/SIGTERM/SIGUSR2)."""
+        now = time.perf_counter()
+        if now - self._last_tick >= TICK_S:
+            self._last_tick = now
+            g = self.current
+            assert g is not None
+            done = [r for r in (g.population, g.validation) if r is not None]
+            finished = sum(int(np.isfinite(r.returns).sum()) for r in done)
+            total = self.n_new * self.episodes + self.n_candidates * self.val_episodes
+            fitness = g.population.returns.mean(axis=1)  # NaN until an individual's episodes all finished
+            best = float(np.nanmax(fitness)) if np.isfinite(fitness).any() else float("nan")
+            frames, _ = self.frames_done()
+            self.ctx.progress(
+                frames,
+                **{
+                    "gen": f"{self.generation + 1} running",
+                    "episodes": f"{finished}/{total}",
+                    "best fit so far": best,
+                },
+            )
+            self.ctx.checkpoint_if_due()
+        return self.ctx.stop.is_set()
+
+    def _incomplete(self, where: str) -> bool:
+        """An evaluation returned unfinished: stopped on request (keep the generation for the checkpoint), or
+        cut short by the budget cap."""
+        assert self.current is not None
+        if not self.ctx.stop.is_set():
+            self._cut_short(self.current.frames0, where)
+            self.current = None
+        return False
 
     def parents(self, order: np.ndarray, elite_index: int) -> list[Genome]:
         """The T parents of the next generation.
@@ -282,6 +364,8 @@ class GeneticAlgorithm:
         )
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything to continue bit-identically, mid-generation too: the generation in progress keeps its
+        seeds and its finished episodes, and `ledger` counts only those (see :meth:`frames_done`)."""
         return {
             "rng": self.rng.bit_generator.state,
             "generation": self.generation,
@@ -290,6 +374,8 @@ class GeneticAlgorithm:
             "elite_score": self.elite_score,
             "last": self.last,
             "exhausted": self.exhausted,
+            "current": copy.deepcopy(self.current),
+            "ledger": self.frames_done(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -300,6 +386,7 @@ class GeneticAlgorithm:
         self.elite_score = state["elite_score"]
         self.last = state["last"]
         self.exhausted = state["exhausted"]
+        self.current = state["current"]
 
     def close(self) -> None:
         self.evaluator.close()

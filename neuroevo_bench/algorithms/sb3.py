@@ -196,6 +196,8 @@ class BudgetCallback(BaseCallback):
     def _on_rollout_start(self) -> None:
         self.rollout_step = 0
         self.rollout_frames0 = self.ctx.ledger.frames
+        # the model has learnt from every finished rollout: a consistent point for a time-based checkpoint
+        self.ctx.checkpoint_if_due()
 
     def _on_step(self) -> bool:
         self.rollout_step += 1

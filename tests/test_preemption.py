@@ -1,0 +1,120 @@
+"""A run killed in the middle of a generation loses at most `checkpoint_every_s` of work, and its resume finishes
+the generation with exactly the result an uninterrupted run gets (SIGKILL: from the last time-based
+checkpoint; SIGTERM / SIGUSR2, SLURM's preemption and submitit's time-limit warning: from the checkpoint written
+at once on the signal)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from neuroevo_bench import records
+from tests.conftest import ROOT
+
+# CartPole with 4 slots: generations of several seconds, checkpoints twice a second inside them
+RUN = (
+    "algo=ga",
+    "env=CartPole",
+    "algo.slots=4",
+    "budget.frames=250000",
+    "eval.every_frames=50000",
+    "checkpoint_every_s=0.5",
+    "progress_every_s=0.2",
+    "~hydra.callbacks.analyze",
+)
+COMPARED = ["frames", "agent_steps", "eval_frames", "score_mean", "generation", "fitness_max", "elite_score"]
+
+
+class App:
+    """The app in a subprocess, its output collected line by line."""
+
+    def __init__(self, run_dir: Path, *overrides: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "neuroevo_bench", *RUN, *overrides, f"hydra.run.dir={run_dir}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                pytest.fail("run ended first:\n" + "".join(self.lines))
+            time.sleep(0.05)
+        pytest.fail(f"never printed {text!r}:\n" + "".join(self.lines))
+
+    def finish(self, timeout: float = 300) -> tuple[int, str]:
+        code = self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return code, "".join(self.lines)
+
+
+def outcome(run_dir: Path) -> tuple[list[list[str]], list[int]]:
+    with open(run_dir / "curve.csv") as f:
+        rows = [[row[k] for k in COMPARED] for row in csv.DictReader(f)]
+    return rows, json.loads((run_dir / "champion.json").read_text())["genome"]
+
+
+def wait_for_checkpoint_inside_a_generation(run_dir: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if records.load_pickle(run_dir / records.CHECKPOINT)["algo"]["current"] is not None:
+                return
+        except (OSError, EOFError, KeyError):
+            pass
+        time.sleep(0.05)
+    pytest.fail("no checkpoint inside a generation")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[list[list[str]], list[int]]:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    code, out = App(run_dir).finish()
+    assert code == 0, out
+    return outcome(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGUSR2])
+def test_killed_mid_generation_then_resumed_equals_uninterrupted(uninterrupted, tmp_path, sig):
+    app = App(tmp_path)
+    app.wait_for("2 running")  # inside the second generation, which the first eval point does not end
+    if sig == signal.SIGKILL:
+        wait_for_checkpoint_inside_a_generation(tmp_path)
+    sent = time.time()
+    app.proc.send_signal(sig)
+    code, out = app.finish()
+    ckpt = records.load_pickle(tmp_path / records.CHECKPOINT)
+    assert ckpt["algo"]["current"] is not None  # the checkpoint holds a generation in progress
+    assert ckpt["algo"]["current"].population.lengths.sum() > 0  # with episodes it had finished
+    if sig == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+        assert sent - (tmp_path / records.CHECKPOINT).stat().st_mtime < 0.5 + 0.5  # lost < checkpoint_every_s
+    else:
+        assert code == 130, out
+        assert "checkpointing now" in out
+        assert json.loads((tmp_path / records.RUN_JSON).read_text())["status"] == "interrupted"
+        assert (
+            tmp_path / records.CHECKPOINT
+        ).stat().st_mtime - sent < 5  # written at once, not after the generation
+
+    code, out = App(tmp_path, "resume=true").finish()
+    assert code == 0, out
+    assert "resuming at" in out
+    assert outcome(tmp_path) == uninterrupted
