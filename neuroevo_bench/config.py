@@ -34,6 +34,7 @@ EVAL_SEED_WHY = (
     f"and below {EVAL_SEED_END}, the range every env library takes)"
 )
 
+LOGGERS = ("none", "tensorboard")  # live metrics beside the records (logger=tensorboard: an optional extra)
 ENV_KINDS = ("gym", "atari")
 VECTORIZATIONS = ("auto", "vector_entry_point", "sync", "async")
 ENV_ID_EXAMPLES = {"gym": "Acrobot-v1", "atari": "ALE/Breakout-v5"}  # what `env=<kind> env.id=...` looks like
@@ -158,6 +159,7 @@ class Config:
     overwrite: bool = False
     checkpoint_every_s: float = 300.0
     progress_every_s: float = 2.0
+    logger: str = "none"  # LOGGERS
 
 
 def _sanitize(name: str) -> str:
@@ -207,6 +209,14 @@ def validate(cfg: DictConfig) -> None:
     for key in ("checkpoint_every_s", "progress_every_s"):
         if not cfg[key] > 0:
             raise ConfigError(f"{key}={cfg[key]!r} is invalid; valid: a number of seconds > 0")
+    _choice(cfg, "logger", LOGGERS)
+    if cfg.logger == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError(
+                "logger=tensorboard needs TensorBoard: pip install -e '.[tensorboard]' (or drop logger=tensorboard)"
+            ) from exc
     if cfg.resume and cfg.overwrite:
         raise ConfigError("resume=true and overwrite=true contradict each other: pass one of them")
     if cfg.eval.every_frames > cfg.budget.frames:

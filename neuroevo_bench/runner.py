@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,7 +35,7 @@ from neuroevo_bench.envs import Ledger
 from neuroevo_bench.evaluation import TestEvaluator, TestResult
 
 # Keys that may differ between a run and its resumption without making the two incomparable.
-RESUME_IGNORED_KEYS = ("resume", "overwrite", "progress_every_s", "checkpoint_every_s")
+RESUME_IGNORED_KEYS = ("resume", "overwrite", "progress_every_s", "checkpoint_every_s", "logger")
 # curve columns shown on the eval line when the algorithm reports them, with their short labels
 PROGRESS_KEYS = {
     "generation": "gen",
@@ -187,6 +188,38 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     return ckpt
 
 
+def write_hydra_record(run_dir: Path, cfg: DictConfig) -> None:
+    """`<run dir>/.hydra/` (config, hydra, overrides), as Hydra writes it, but only once the run is accepted:
+    the app sets `hydra.output_subdir: null`, so a refused command never rewrites an existing run's record."""
+    if not HydraConfig.initialized():  # run() called directly (tests, notebooks): no Hydra record
+        return
+    hydra_cfg = HydraConfig.get()
+    out = run_dir / ".hydra"
+    out.mkdir(exist_ok=True)
+    records.atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg))
+    records.atomic_write_text(out / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+    records.atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(list(hydra_cfg.overrides.task)))
+
+
+class ScalarLog:
+    """`logger=tensorboard`: every test evaluation and every generation / rollout as TensorBoard scalars against
+    training frames, in `<run dir>/tensorboard`, so `tensorboard --logdir results/<name>` shows a sweep's runs
+    side by side while they run. The records (run.json, curve.csv) stay the source of every reported number."""
+
+    def __init__(self, log_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(log_dir))
+
+    def __call__(self, frames: int, scalars: dict[str, Any]) -> None:
+        for name, value in scalars.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+                self.writer.add_scalar(name, float(value), int(frames))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class Run:
     """One (algo, env, seed) trained to its frame budget, its records written into `run_dir`.
 
@@ -226,6 +259,7 @@ class Run:
         # spaces (or any other bad input found while building) fails here, with nothing written.
         self.algo: Algorithm = instantiate(cfg.algo, _partial_=True)(ctx=self.ctx)
         self.tester: TestEvaluator | None = None
+        self.scalars: ScalarLog | None = None
 
     def _initial_info(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -272,6 +306,10 @@ class Run:
             print(f"[{self.label}] already complete; nothing to resume", flush=True)
             print_summary(done, self.run_dir)
             return done
+        write_hydra_record(self.run_dir, self.cfg)
+        if self.cfg.logger == "tensorboard":
+            self.scalars = ScalarLog(self.run_dir / "tensorboard")
+            self.ctx.log = self.scalars
         self.info["network"] = self.algo.network
         self.info["env_settings"] = self.ctx.env_info.settings  # what the built env does, read back
         if hasattr(self.algo, "record_extra"):  # e.g. SB3: hyperparameter source and the effective values
@@ -304,6 +342,8 @@ class Run:
         finally:
             if self.tester is not None:
                 self.tester.close()
+            if self.scalars is not None:
+                self.scalars.close()
             self.algo.close()
 
     def train(self) -> None:
@@ -351,6 +391,9 @@ class Run:
             }
         )
         fps = self.train_ledger.frames / self.train_wall if self.train_wall > 0 else 0.0
+        self.ctx.log(
+            self.train_ledger.frames, {f"test/{k}": v for k, v in self.curve[-1].items()} | {"train/fps": fps}
+        )
         shown = {PROGRESS_KEYS[k]: v for k, v in self.curve[-1].items() if k in PROGRESS_KEYS}
         self.progress.last_test = None
         test = f"{r.mean():.1f} ± {r.std():.1f}"

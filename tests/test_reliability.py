@@ -162,6 +162,45 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_naming_it(make_cfg, tmp_path
     } == before  # nothing overwritten
 
 
+def test_a_refused_command_leaves_the_run_untouched(tmp_path):
+    """Re-running a finished run without resume/overwrite exits 2 and changes no file of it (.hydra/ included,
+    which Hydra would otherwise rewrite with the refused overrides)."""
+    tiny = [
+        "algo=ga",
+        "algo.population=20",
+        "budget.frames=20000",
+        "eval.every_frames=10000",
+        "progress_every_s=1000",
+    ]
+    command = [sys.executable, "-m", "neuroevo_bench", *tiny, f"hydra.run.dir={tmp_path}"]
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (tmp_path / ".hydra" / "overrides.yaml").exists()  # written by the runner once it accepted the run
+    files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+    refused = subprocess.run([*command, "algo.mutation_power=0.05"], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 2 and "already holds a run" in refused.stderr
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+def test_tensorboard_logger_writes_every_eval_point_and_generation(make_cfg, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = make_cfg(
+        "algo=ga", "algo.population=20", "budget.frames=20000", "eval.every_frames=5000", "logger=tensorboard"
+    )
+    info = run(cfg, tmp_path)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"test/score_mean", "train/fps", "generation/fitness_max", "generation/elite_score"} <= tags
+    tested = events.Scalars("test/score_mean")
+    with open(tmp_path / "curve.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [e.step for e in tested] == [int(r["frames"]) for r in rows]  # against frames, one per eval point
+    assert tested[-1].value == pytest.approx(info["final_score"])
+
+
 def test_a_failing_sweep_job_does_not_stop_the_others(tmp_path):
     """algo.truncation=30 > population=20 fails its job; the population=40 job still runs."""
     proc = subprocess.run(

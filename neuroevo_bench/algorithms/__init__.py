@@ -33,6 +33,8 @@ class RunContext:
     stop: threading.Event = field(default_factory=threading.Event)
     # called by a long generation / at a rollout's start: writes a checkpoint when `checkpoint_every_s` is due
     checkpoint_if_due: Callable[[], None] = lambda: None
+    # live metrics (logger=tensorboard): scalars by name against training frames, e.g. at a generation's end
+    log: Callable[[int, dict[str, float]], None] = lambda *_: None
 
     @cached_property
     def env_info(self) -> EnvSpecInfo:

@@ -230,6 +230,10 @@ class GeneticAlgorithm:
         self.generation += 1
         self.current = None
         fps = (ledger.frames - frames_start) / max(time.perf_counter() - t0, 1e-9)
+        fields = ("fitness_max", "fitness_mean", "fitness_median", "elite_score", "generation_frames")
+        self.ctx.log(
+            ledger.frames, {f"generation/{k}": self.last[k] for k in fields} | {"generation/fps": fps}
+        )
         self.ctx.progress(
             ledger.frames,
             **{

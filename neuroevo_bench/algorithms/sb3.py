@@ -218,6 +218,7 @@ class BudgetCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         self.algo.rollouts += 1
+        self.ctx.log(self.ctx.ledger.frames, {"rollout/train_return_mean": self.algo.train_return()})
         now = time.perf_counter()
         if now - self.t_progress < 1.0:
             return
