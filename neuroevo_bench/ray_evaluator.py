@@ -1,12 +1,13 @@
 """GA / random-search population evaluation on a Ray cluster (`evaluator=ray`); the only module importing Ray.
 
-Why it gives the same numbers as the local evaluator: an evaluation's result depends on how (individual,
-episode) tasks meet vector-env sub-envs and env RNG streams, so both evaluators cut the population the same
-way, into `algo.shards` contiguous shards (:func:`~neuroevo_bench.evaluation.shard_bounds`). Shard i is
-played by the same code (:meth:`LocalEvaluator.evaluate_shard`) on an env of `algo.slots` sub-envs, reset
-with the same seed and capped at the same share of the remaining budget; locally the shards run one after
-another, here each goes to a Ray actor. Same config and seed, same hardware: bit-identical curves and
-champions.
+Why it gives the same numbers as the local evaluator: every (individual, episode) task starts its episode
+from its own seed (:func:`~neuroevo_bench.evaluation.task_seeds`), whichever slot, shard or worker plays
+it, so a task's return does not depend on the layout. Shards are contiguous parts of the population
+(:func:`~neuroevo_bench.evaluation.shard_bounds`), each played by the same code
+(:meth:`LocalEvaluator.evaluate_shard`) on an env of `algo.slots` sub-envs and capped at its share of the
+remaining budget; locally the shards run one after another, here each goes to a Ray actor. Same config and
+seed: bit-identical fitness, curves and champions for any `algo.slots`, `algo.shards` and number of workers
+(except where a budget cap cuts the last generation short: how far each layout got into it differs).
 
 What travels: a worker is built once from the env config, the network description and the noise table's
 seed (it rebuilds the table and keeps its own parameter cache). Per shard it receives compact genomes (seed
@@ -16,12 +17,14 @@ episode lengths and the frames its CountedVecEnv counted, which the driver charg
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import os
 import pickle
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +44,11 @@ from neuroevo_bench.evaluation import (
     PopulationResult,
     ShardResult,
     check_shards,
-    empty_shard,
     merge_shards,
     shard_bounds,
     shard_caps,
     shard_seed,
+    unfinished,
 )
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
 from neuroevo_bench.policies import Network, build_network
@@ -195,26 +198,106 @@ class RaySettings:
         return self.num_cpus or max(1, int(np.ceil(self.num_workers * self.cpus_per_worker)))
 
 
+LOOPBACK = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def _loopback_node() -> Iterator[None]:
+    """While Ray starts a local instance, let it take the loopback address as this node's IP.
+
+    Ray 2.60 binds every server of a node to a loopback node IP; with any other node IP its gRPC servers
+    (GCS, raylet, core workers, dashboard agent) listen on all interfaces, its metrics exporters on 0.0.0.0
+    and its agents' HTTP servers on the node IP. But on Linux it replaces a loopback `_node_ip_address` with
+    the machine's outward IP (`services.resolve_ip_for_localhost`) unless its cluster mode is off, as it is
+    by default on macOS and Windows only (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`, read once, when Ray is
+    imported, into `ray_constants.ENABLE_RAY_CLUSTER`). The processes Ray starts get the node IP on their
+    command lines, so the flag is needed only here and only for the call.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    before = getattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def start_local(num_cpus: int, object_store_memory: int | None = None, **init_kwargs: Any) -> None:
+    """Start a Ray instance on this machine that listens on the loopback interface only.
+
+    With token authentication on and the dashboard off, a local Ray 2.60 still opens about a dozen TCP
+    ports (GCS, raylet node and object managers, each worker's and the driver's core worker, the dashboard
+    and runtime-env agents, metrics exporters); started this way every one is bound to 127.0.0.1, so nothing
+    is reachable from other machines. Joining an existing cluster does not come here.
+    """
+    with _loopback_node():
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            object_store_memory=object_store_memory,
+            _node_ip_address=LOOPBACK,
+            **init_kwargs,
+        )
+    node_ip = ray.util.get_node_ip_address()
+    try:
+        loopback = ipaddress.ip_address(node_ip).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        log.warning(
+            "Ray %s started its local instance on %s, not on the loopback interface: its ports may be "
+            "reachable from other machines",
+            ray.__version__,
+            node_ip,
+        )
+
+
+def _address_to_join() -> str | None:
+    """The cluster `evaluator.address=auto` joins, found as Ray's own `ray.init()` finds it: RAY_ADDRESS, else
+    the cluster `ray start` began on this machine; None if there is neither.
+
+    Ray's `address="auto"` would also pick any other Ray instance running here, such as the private local
+    instance of another run (a multirun's parallel job): that one disappears when its run ends, and its
+    servers listen on the loopback interface, which Ray's join would replace by the outward IP and then wait
+    for forever.
+    """
+    try:
+        from ray._private import services
+
+        return services.get_ray_address_from_environment(None, None)
+    except (ImportError, AttributeError, TypeError):  # another Ray: let its address="auto" look
+        return "auto"
+
+
 def connect(s: RaySettings) -> bool:
     """Make sure this process is connected to Ray; True if this call connected it (so close() disconnects).
 
-    A process that already called `ray.init` (a test session, a notebook) is used as it is.
+    A process that already called `ray.init` (a test session, a notebook) is used as it is. A local instance
+    started here listens on the loopback interface only (:func:`start_local`); joining a cluster is left to
+    Ray, its addresses and its own authentication.
     """
     if ray.is_initialized():
         return False
     common: dict[str, Any] = {"include_dashboard": False, "runtime_env": s.runtime_env}
-    local = {"num_cpus": s.local_cpus, "object_store_memory": s.object_store_memory}
     address = s.address
     if address == "auto":
-        try:
-            ray.init(address="auto", **common)
-            log.info("Ray: joined the running cluster (%s CPUs)", ray.cluster_resources().get("CPU"))
-            return True
-        except ConnectionError:
-            log.info("Ray: no running cluster found; starting a local one with %d CPUs", s.local_cpus)
+        if _address_to_join() is None:
+            log.info(
+                "Ray: no running cluster (RAY_ADDRESS or `ray start`); starting a local one with %d CPUs",
+                s.local_cpus,
+            )
             address = "local"
+        else:
+            try:
+                ray.init(address="auto", **common)
+                log.info("Ray: joined the running cluster (%s CPUs)", ray.cluster_resources().get("CPU"))
+                return True
+            except ConnectionError:
+                log.info("Ray: no running cluster found; starting a local one with %d CPUs", s.local_cpus)
+                address = "local"
     if address in (None, "local"):
-        ray.init(address="local", **common, **local)
+        start_local(s.local_cpus, s.object_store_memory, **common)
         return True
     try:
         ray.init(address=address, **common)
@@ -296,24 +379,45 @@ class RayEvaluator:
         return ray.get(pending)
 
     def evaluate(
-        self, genomes: Sequence[Genome], episodes: int, seed: int, ledger: Ledger
+        self,
+        genomes: Sequence[Genome],
+        episodes: int,
+        seed: int,
+        ledger: Ledger,
+        partial: PopulationResult | None = None,
+        stop: Callable[[], bool] = lambda: False,
     ) -> PopulationResult:
+        """As :meth:`LocalEvaluator.evaluate`, one shard per remote task. A shard is the unit of progress here:
+        a shard already finished in `partial` is not sent again, and an interruption (`stop`, polled while the
+        workers run) keeps the shards that came back and cancels the others."""
+        result = unfinished(len(genomes), episodes) if partial is None else partial
         caps = shard_caps(ledger.remaining(), self.shards)
-        futures: list[Any] = []
-        for i, (lo, hi) in enumerate(shard_bounds(len(genomes), self.shards)):
-            if hi <= lo:
-                futures.append(None)
+        bounds = shard_bounds(len(genomes), self.shards)
+        parts: list[ShardResult | None] = [None] * len(bounds)
+        running: dict[Any, int] = {}
+        for i, (lo, hi) in enumerate(bounds):
+            if not np.isnan(result.returns[lo:hi]).any():  # empty, or finished before a checkpoint
+                parts[i] = ShardResult(result.returns[lo:hi], result.lengths[lo:hi], 0, 0, True)
                 continue
             task = ShardTask(
-                CompactGenomes.encode(genomes[lo:hi]), int(episodes), shard_seed(seed, i), caps[i]
+                CompactGenomes.encode(genomes[lo:hi]), int(episodes), shard_seed(seed, lo * episodes), caps[i]
             )
             message = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
             self.bytes_sent += len(message)
             self.individuals_sent += hi - lo
-            futures.append(self.workers[i % len(self.workers)].evaluate.remote(message))
-        remote = iter(ray.get([f for f in futures if f is not None]))
-        parts = [empty_shard(episodes) if f is None else next(remote) for f in futures]
-        return merge_shards(parts, ledger)
+            running[self.workers[i % len(self.workers)].evaluate.remote(message)] = i
+        while running:
+            done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            for ref in done:
+                parts[running.pop(ref)] = ray.get(ref)
+            if running and stop():
+                for ref in running:
+                    ray.cancel(ref, force=True)
+                break
+        finished = [(part, b) for part, b in zip(parts, bounds, strict=True) if part is not None]
+        merged = merge_shards([part for part, _ in finished], [b for _, b in finished], result, ledger)
+        merged.complete = merged.complete and len(finished) == len(bounds)
+        return merged
 
     def close(self) -> None:
         for w in self.workers:
@@ -370,7 +474,7 @@ def benchmark(quick: bool = False) -> list[dict[str, Any]]:
     pop = _bench_population(env_cfg, net, store, 500, 2 if quick else 4, slots)
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False)
+        start_local(2, include_dashboard=False)  # as evaluator=ray starts one: loopback only
     local1 = LocalEvaluator(env_cfg, net, store, slots)
     local2 = LocalEvaluator(env_cfg, net, store, slots, shards=2)
     remote = RayEvaluator({"kind": "ray", "num_workers": 2}, env_cfg, net, store, slots, shards=2)

@@ -8,7 +8,10 @@ evaluating a small CartPole population then takes milliseconds. The sharding the
 from __future__ import annotations
 
 import csv
+import ipaddress
 import itertools
+import logging
+import os
 import pickle
 import re
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ from omegaconf import DictConfig
 
 ray = pytest.importorskip("ray")
 
-from neuroevo_bench import records  # noqa: E402
+from neuroevo_bench import ray_evaluator, records  # noqa: E402
 from neuroevo_bench.config import ConfigError  # noqa: E402
 from neuroevo_bench.envs import Ledger  # noqa: E402
 from neuroevo_bench.evaluation import (  # noqa: E402
@@ -31,7 +34,14 @@ from neuroevo_bench.evaluation import (  # noqa: E402
 )
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore  # noqa: E402
 from neuroevo_bench.policies import build_network  # noqa: E402
-from neuroevo_bench.ray_evaluator import CompactGenomes, RayEvaluator, RaySettings, ShardTask  # noqa: E402
+from neuroevo_bench.ray_evaluator import (  # noqa: E402
+    CompactGenomes,
+    RayEvaluator,
+    RaySettings,
+    ShardTask,
+    connect,
+    start_local,
+)
 from neuroevo_bench.runner import run  # noqa: E402
 
 SLOTS = 16
@@ -42,12 +52,13 @@ WORKERS = {"kind": "ray", "num_workers": 2, "cpus_per_worker": 0.5}
 
 
 @pytest.fixture(scope="session")
-def ray_session() -> Iterator[None]:
-    """A local Ray instance for the test session (reused if the process already has one)."""
+def ray_session() -> Iterator[bool]:
+    """A local Ray instance for the test session, started as `evaluator=ray` starts one (on the loopback
+    interface only); True if this fixture started it, False if the process already had one (used as it is)."""
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
+        start_local(2, include_dashboard=False, log_to_driver=False)
+    yield started
     if started:
         ray.shutdown()
 
@@ -139,14 +150,15 @@ def test_fewer_individuals_than_shards(evaluators, population):
 
 
 def test_shards_are_independent_plain_evaluations(cartpole, population):
-    """Shard i of a sharded evaluation is the unsharded evaluation of its part with seed `shard_seed(seed, i)`."""
+    """Shard [lo, hi) of a sharded evaluation is the unsharded evaluation of its part from the seed of its first
+    task, `shard_seed(seed, lo * episodes)`: every task keeps its seed."""
     env_cfg, net, store = cartpole
     sharded = LocalEvaluator(env_cfg, net, store, SLOTS, shards=SHARDS)
     plain = LocalEvaluator(env_cfg, net, store, SLOTS)
     try:
         whole = sharded.evaluate(population, 2, SEED, Ledger())
-        for i, (lo, hi) in enumerate(shard_bounds(len(population), SHARDS)):
-            part = plain.evaluate(population[lo:hi], 2, shard_seed(SEED, i), Ledger())
+        for lo, hi in shard_bounds(len(population), SHARDS):
+            part = plain.evaluate(population[lo:hi], 2, shard_seed(SEED, lo * 2), Ledger())
             np.testing.assert_array_equal(whole.returns[lo:hi], part.returns)
     finally:
         sharded.close()
@@ -278,3 +290,160 @@ def test_ga_run_on_ray_is_identical_to_local(ray_session, make_cfg, tmp_path):
     assert len(curves["local"]) >= 3 and curves["local"] == curves["ray"]
     champions = {k: records.read_json(tmp_path / k / "champion.json")["genome"] for k in infos}
     assert champions["local"] == champions["ray"]
+
+
+# --- what listens: a local instance on the loopback interface only, a cluster joined as Ray joins it -----------
+def process_tree(root: int) -> dict[int, str]:
+    """pid -> name (/proc/<pid>/comm) of `root` and of all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])  # "pid (comm) state ppid ..."
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                tree[pid] = f.read().strip()
+        except OSError:
+            continue
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def listening_tcp(pids: set[int]) -> list[tuple[int, ipaddress.IPv4Address | ipaddress.IPv6Address, int]]:
+    """(pid, address, port) of every listening TCP socket the processes `pids` hold: their socket inodes
+    (/proc/<pid>/fd) looked up in /proc/net/tcp and tcp6 (state 0A = LISTEN)."""
+    owner: dict[int, int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                owner[int(link[8:-1])] = pid
+    found = []
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/net/{table}") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], int(fields[9])
+                if state != "0A" or inode not in owner:
+                    continue
+                host, port = local.split(":")
+                raw = bytes.fromhex(host)  # 32-bit words in host (little-endian) order
+                raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.append((owner[inode], ipaddress.ip_address(raw), int(port, 16)))
+    return found
+
+
+def is_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, as gRPC binds an IPv4 address
+    return (mapped or address).is_loopback
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux /proc")
+def test_a_local_ray_listens_on_the_loopback_interface_only(ray_session, evaluators):
+    """Every TCP port the local Ray opens (GCS, raylet, agents, metrics, the workers' and this driver's core
+    workers) is bound to the loopback interface; before, about a dozen listened on all interfaces."""
+    if not ray_session:
+        pytest.skip("this process had its own Ray before the test session")
+    _, remote = evaluators
+    tree = process_tree(os.getpid())
+    sockets = listening_tcp(set(tree))
+    listing = "\n".join(f"{tree[pid]} (pid {pid}) {addr}:{port}" for pid, addr, port in sockets)
+    exposed = [(tree[pid], str(addr), port) for pid, addr, port in sockets if not is_loopback(addr)]
+    assert not exposed, f"listening beyond this machine: {exposed}\n{listing}"
+    # Not vacuous: the core processes, both workers and the driver are among the listeners.
+    holders = {pid for pid, _, _ in sockets}
+    assert {"gcs_server", "raylet"} <= {tree[pid] for pid in holders}, listing
+    assert {w["pid"] for w in remote.worker_info} | {os.getpid()} <= holders, listing
+    assert len(sockets) >= 10, listing
+    assert ray.util.get_node_ip_address() == ray_evaluator.LOOPBACK
+
+
+@pytest.mark.slow
+def test_auto_never_joins_another_runs_local_instance(ray_session, monkeypatch):
+    """`evaluator.address=auto` joins RAY_ADDRESS or the cluster `ray start` began, as Ray's own ray.init() does;
+    another run's private instance (here: the session's) is not joined. Ray's address="auto" would pick it,
+    resolve its loopback address to the outward IP and wait forever."""
+    from ray._common.utils import get_ray_address_file
+    from ray._private import services
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if os.path.exists(get_ray_address_file(None)):
+        pytest.skip("a `ray start` cluster is registered on this machine")
+    services.find_gcs_addresses.cache_clear()
+    assert services.find_gcs_addresses()  # Ray sees the session's instance...
+    assert ray_evaluator._address_to_join() is None  # ...and auto starts its own instead
+
+
+class FakeInit:
+    """Stands in for ray.init: records (address, kwargs, Ray's cluster-mode flag during the call)."""
+
+    def __init__(self, joinable: bool) -> None:
+        self.joinable = joinable
+        self.calls: list[tuple[str | None, dict, bool]] = []
+
+    def __call__(self, address: str | None = None, **kwargs) -> None:
+        import ray._private.ray_constants as ray_constants
+
+        self.calls.append((address, kwargs, ray_constants.ENABLE_RAY_CLUSTER))
+        if address != "local" and not self.joinable:
+            raise ConnectionError("nothing there")
+
+
+@pytest.mark.parametrize(
+    ("address", "cluster", "joinable", "expected"),
+    [
+        ("local", None, True, ["local"]),
+        (None, None, True, ["local"]),
+        ("auto", None, True, ["local"]),  # no RAY_ADDRESS, no `ray start`: a local instance
+        ("auto", "10.0.0.1:6379", True, ["auto"]),  # a cluster: joined as before
+        ("auto", "10.0.0.1:6379", False, ["auto", "local"]),  # it does not answer: a local instance
+        ("10.0.0.1:6379", None, True, ["10.0.0.1:6379"]),
+        ("ray://10.0.0.1:10001", None, True, ["ray://10.0.0.1:10001"]),
+    ],
+)
+def test_only_a_local_start_is_pinned_to_loopback(monkeypatch, address, cluster, joinable, expected):
+    import ray._private.ray_constants as ray_constants
+
+    fake = FakeInit(joinable)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0})
+    monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "127.0.0.1")
+    monkeypatch.setattr(ray_evaluator, "_address_to_join", lambda: cluster)
+    flag = ray_constants.ENABLE_RAY_CLUSTER
+    s = RaySettings(address=address, num_workers=3, object_store_memory=10**8)
+    assert connect(s) is True
+    assert [a for a, _, _ in fake.calls] == expected
+    for a, kwargs, during in fake.calls:
+        assert kwargs["include_dashboard"] is False
+        if a == "local":
+            assert kwargs["_node_ip_address"] == "127.0.0.1" and during is False
+            assert (kwargs["num_cpus"], kwargs["object_store_memory"]) == (3, 10**8)
+        else:  # joining: Ray's own addresses, node IP and authentication, nothing of ours
+            assert "_node_ip_address" not in kwargs and "num_cpus" not in kwargs and during is flag
+    assert ray_constants.ENABLE_RAY_CLUSTER is flag  # restored
+
+
+def test_a_local_start_off_loopback_is_reported(monkeypatch, caplog):
+    monkeypatch.setattr(ray, "init", FakeInit(True))
+    monkeypatch.setattr(ray.util, "get_node_ip_address", lambda: "192.0.2.2")
+    with caplog.at_level(logging.WARNING, logger="neuroevo_bench.ray_evaluator"):
+        start_local(1)
+    assert "192.0.2.2, not on the loopback interface" in caplog.text
