@@ -403,27 +403,37 @@ class Run:
     # --- checkpoints and records ----------------------------------------------------------------------------
     def checkpoint_if_due(self) -> None:
         """Called from inside training (a long generation, a rollout's start): checkpoint every
-        `checkpoint_every_s`, so a run killed at any moment (SIGKILL included) loses at most that much work."""
+        `checkpoint_every_s`, so a run killed at any moment (SIGKILL included) loses at most that much work,
+        and bring run.json up to date, so `analyze status` shows the run's progress."""
         if time.perf_counter() - self.last_checkpoint >= self.checkpoint_every_s:
             self.checkpoint()
+            self.save("running")
+
+    def spent(self) -> tuple[int, int, float]:
+        """Training (frames, agent steps, wall-clock s) as a checkpoint holds them. Within a GA generation only
+        its finished episodes count (an episode cut off by an interruption is played again after a resume:
+        `frames_done`); the wall-clock includes the training stretch under way."""
+        frames_done = getattr(self.algo, "frames_done", None)
+        frames, steps = (
+            frames_done() if frames_done else (self.train_ledger.frames, self.train_ledger.agent_steps)
+        )
+        running = 0.0 if self.train_started is None else time.perf_counter() - self.train_started
+        return frames, steps, self.train_wall + running
 
     def checkpoint(self, finished: bool = False) -> None:
-        """Write everything `resume` needs, atomically. Mid-training, the algorithm's state says which
-        training frames it holds (a GA generation in progress: its finished episodes only)."""
-        state = self.algo.state_dict()
-        frames, steps = state.get("ledger") or (self.train_ledger.frames, self.train_ledger.agent_steps)
-        running = 0.0 if self.train_started is None else time.perf_counter() - self.train_started
+        """Write everything `resume` needs, atomically."""
+        frames, steps, wall = self.spent()
         records.save_pickle(
             self.run_dir / records.CHECKPOINT,
             {
                 "format": CHECKPOINT_FORMAT,
                 "finished": finished,
                 "fingerprint": config_fingerprint(self.cfg),
-                "algo": state,
+                "algo": self.algo.state_dict(),
                 "train_frames": frames,
                 "agent_steps": steps,
                 "eval_frames": self.eval_ledger.frames,
-                "train_wall_s": self.train_wall + running,
+                "train_wall_s": wall,
                 "eval_wall_s": self.eval_wall,
                 "next_eval": self.next_eval,
                 "curve": self.curve,
@@ -445,13 +455,14 @@ class Run:
         )
 
     def save(self, status: str) -> None:
-        """run.json and curve.csv, atomically."""
+        """run.json and curve.csv, atomically; their frames and wall-clock are the checkpoint's (:meth:`spent`)."""
+        frames, steps, wall = self.spent()
         self.info.update(
             status=status,
-            train_frames=self.train_ledger.frames,
-            agent_steps=self.train_ledger.agent_steps,
+            train_frames=frames,
+            agent_steps=steps,
             eval_frames=self.eval_ledger.frames,
-            train_wall_s=self.train_wall,
+            train_wall_s=wall,
             eval_wall_s=self.eval_wall,
             final_score=self.curve[-1]["score_mean"] if self.curve else None,
             final_score_std=self.curve[-1]["score_std"] if self.curve else None,
@@ -460,10 +471,6 @@ class Run:
             # GA/RS: no generation completed, so the test policy is an untrained network
             untrained=bool(getattr(self.algo, "untrained", False)),
         )
-        if status == "interrupted":  # the records say where the checkpoint is, not the live ledger
-            state = self.algo.state_dict()
-            if state.get("ledger"):
-                self.info["train_frames"], self.info["agent_steps"] = state["ledger"]
         records.write_curve(self.run_dir / records.CURVE_CSV, self.curve)
         records.write_json(self.run_dir / records.RUN_JSON, self.info)
 

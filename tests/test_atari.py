@@ -255,6 +255,26 @@ def test_ga_fitness_cap_and_frames_on_pong(make_cfg):
     assert np.isfinite(res.returns).all() and (res.returns <= 0).all()  # a random Pong player never scores 2+
 
 
+def test_pong_evaluation_is_the_same_on_any_number_of_slots(make_cfg):
+    """Each (individual, episode) task starts from its own seed, sticky-action stream included: 6 individuals x
+    2 episodes (1200-frame cap) give the same returns on 3 or 8 slots and in 2 shards."""
+    cfg = make_cfg("env=Pong", "algo=ga")
+    info = env_info(cfg.env)
+    net = make_network(cfg.algo.network, info.observation_space, info.action_space)
+    store = ParamStore(NoiseTable(0, 2**22, net.n_params), net.init_scale(), 0.002)
+    genomes = [(int(o),) for o in store.noise.sample_offsets(np.random.default_rng(1), 6)]
+    results = []
+    for slots, shards in ((3, 1), (8, 1), (4, 2)):
+        ev = LocalEvaluator(cfg.env, net, store, slots=slots, max_episode_frames=1200, shards=shards)
+        results.append(ev.evaluate(genomes, 2, 11, Ledger()))
+        ev.close()
+    assert all(r.complete for r in results)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r.returns, results[0].returns)
+        assert r.frames == results[0].frames
+    assert (results[0].returns != 0).any()  # points were scored: the episodes themselves are compared
+
+
 # --- the network --------------------------------------------------------------------------------------------
 def _pong_cnn(make_cfg) -> NatureCNN:
     net = make_network(

@@ -62,8 +62,8 @@ class Algorithm(Protocol):
         ...
 
     def state_dict(self) -> dict[str, Any]:
-        """What resuming needs; a `ledger` entry (frames, agent steps), when present, is the training ledger
-        the checkpoint must hold (GA mid-generation: only the finished episodes count)."""
+        """What resuming needs. (An algorithm whose training frames, mid-training, are not simply the ledger's
+        also has `frames_done() -> (frames, agent_steps)`: GA/RS within a generation.)"""
         ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...

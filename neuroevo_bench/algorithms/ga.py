@@ -369,7 +369,7 @@ class GeneticAlgorithm:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue bit-identically, mid-generation too: the generation in progress keeps its
-        seeds and its finished episodes, and `ledger` counts only those (see :meth:`frames_done`)."""
+        seeds and its finished episodes (the runner's checkpoint counts only those: :meth:`frames_done`)."""
         return {
             "rng": self.rng.bit_generator.state,
             "generation": self.generation,
@@ -379,7 +379,6 @@ class GeneticAlgorithm:
             "last": self.last,
             "exhausted": self.exhausted,
             "current": copy.deepcopy(self.current),
-            "ledger": self.frames_done(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -64,12 +64,17 @@ class AnalyzeOnMultirunEnd(Callback):
         sweep_dir = None
         try:
             sweep_dir = _sweep_dir(config)
+            from .load import NoRunsError
             from .report import analyze  # matplotlib and friends only when a sweep actually ends
 
             options = OmegaConf.to_container(OmegaConf.create(self.options)) if self.options else {}
-            report = analyze([sweep_dir], sweep_dir / self.out_subdir, **options)
-            print(report.markdown, end="", flush=True)
-            logger.info("analysis written to %s", report.out_dir)
+            try:
+                report = analyze([sweep_dir], sweep_dir / self.out_subdir, **options)
+            except NoRunsError as error:  # e.g. every run interrupted: nothing finished to compare yet
+                logger.warning("no analysis of sweep %s yet: %s", sweep_dir, error)
+            else:
+                print(report.markdown, end="", flush=True)
+                logger.info("analysis written to %s", report.out_dir)
         except Exception:
             logger.exception("analysis of sweep %s failed (the sweep itself is unaffected)", sweep_dir)
         if self.fail_on_failed_jobs and sweep_dir is not None:
