@@ -232,6 +232,19 @@ def shard_caps(remaining: int | None, shards: int) -> list[int | None]:
     return [q + (1 if i < r else 0) for i in range(int(shards))]
 
 
+def resumed_caps(
+    ledger: Ledger, result: PopulationResult, bounds: Sequence[tuple[int, int]], frame_skip: int
+) -> list[int | None]:
+    """Each shard's frame cap for (the rest of) an evaluation: its share of the budget that remained when the
+    evaluation started, less what its finished episodes used. For a fresh evaluation that is
+    :func:`shard_caps` of the remaining budget; for one resumed from a checkpoint (whose ledger counts its
+    finished episodes) every shard gets exactly the cap it had in the uninterrupted run."""
+    used = [frame_skip * int(result.lengths[lo:hi].sum()) for lo, hi in bounds]
+    remaining = ledger.remaining()
+    caps = shard_caps(None if remaining is None else remaining + sum(used), len(bounds))
+    return [None if cap is None else cap - u for cap, u in zip(caps, used, strict=True)]
+
+
 def shard_seed(seed: int, first_task: int) -> int:
     """The seed a shard's evaluation starts from: that of its first task, so that every task keeps the seed it
     has in the unsharded evaluation (:func:`task_seeds`; a shard of individuals [lo, hi) starts at task
@@ -300,14 +313,16 @@ class LocalEvaluator:
     ) -> PopulationResult:
         plan = self.store.plan(genomes)
         result = unfinished(len(genomes), episodes) if partial is None else partial
-        caps = shard_caps(ledger.remaining(), self.shards)
         bounds = shard_bounds(len(genomes), self.shards)
+        caps = resumed_caps(ledger, result, bounds, self.frame_skip)
         parts = []
         for i, (lo, hi) in enumerate(bounds):
             returns, lengths = result.returns[lo:hi], result.lengths[lo:hi]  # views: filled in place
-            parts.append(
-                self._run(plan, lo, returns, lengths, shard_seed(seed, lo * episodes), caps[i], stop)
-            )
+            if stop():  # interrupted: start no further shard
+                parts.append(ShardResult(returns, lengths, 0, 0, not np.isnan(returns).any()))
+                continue
+            seed_i = shard_seed(seed, lo * episodes)
+            parts.append(self._run(plan, lo, returns, lengths, seed_i, caps[i], stop))
         return merge_shards(parts, bounds, result, ledger)
 
     def evaluate_shard(
@@ -364,7 +379,8 @@ class TestEvaluator:
         self.episodes, self.seed, self.ledger = int(episodes), int(seed), ledger
         self.venv = CountedVecEnv(make_vector_env(env_cfg, self.episodes), int(env_cfg.frame_skip), ledger)
 
-    def __call__(self, act: ActFn) -> TestResult:
+    def __call__(self, act: ActFn, stop: Callable[[], bool] = lambda: False) -> TestResult | None:
+        """The episodes' returns; None (and nothing counted) when `stop()`, checked every step, cuts it off."""
         t0 = time.perf_counter()
         frames0 = self.ledger.frames
         n = self.episodes
@@ -373,6 +389,9 @@ class TestEvaluator:
         running = np.ones(n, dtype=bool)
         obs = self.venv.reset(seed=self.seed)
         while running.any():
+            if stop():
+                self.ledger.frames = frames0
+                return None
             obs_next, reward, terminated, truncated, _, charged = self.venv.step(act(obs), running)
             returns[charged] += reward[charged]
             lengths[charged] += 1

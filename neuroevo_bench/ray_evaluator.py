@@ -45,8 +45,8 @@ from neuroevo_bench.evaluation import (
     ShardResult,
     check_shards,
     merge_shards,
+    resumed_caps,
     shard_bounds,
-    shard_caps,
     shard_seed,
     unfinished,
 )
@@ -328,6 +328,7 @@ class RayEvaluator:
         check_shards(shards)
         self.settings = s = RaySettings.from_config(evaluator_cfg)
         self.shards = shards
+        self.frame_skip = int(env_cfg.frame_skip)
         if shards < s.num_workers:
             log.warning(
                 "algo.shards=%d < evaluator.num_workers=%d: only %d Ray worker(s) will be busy. Set "
@@ -389,10 +390,10 @@ class RayEvaluator:
     ) -> PopulationResult:
         """As :meth:`LocalEvaluator.evaluate`, one shard per remote task. A shard is the unit of progress here:
         a shard already finished in `partial` is not sent again, and an interruption (`stop`, polled while the
-        workers run) keeps the shards that came back and cancels the others."""
+        workers run) keeps the shards that came back and stops waiting for the others."""
         result = unfinished(len(genomes), episodes) if partial is None else partial
-        caps = shard_caps(ledger.remaining(), self.shards)
         bounds = shard_bounds(len(genomes), self.shards)
+        caps = resumed_caps(ledger, result, bounds, self.frame_skip)
         parts: list[ShardResult | None] = [None] * len(bounds)
         running: dict[Any, int] = {}
         for i, (lo, hi) in enumerate(bounds):
@@ -409,10 +410,12 @@ class RayEvaluator:
         while running:
             done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             for ref in done:
-                parts[running.pop(ref)] = ray.get(ref)
-            if running and stop():
-                for ref in running:
-                    ray.cancel(ref, force=True)
+                i = running.pop(ref)
+                parts[i] = part = ray.get(ref)
+                if part.complete:  # into the result at once: a checkpoint taken meanwhile keeps this shard
+                    lo, hi = bounds[i]
+                    result.returns[lo:hi], result.lengths[lo:hi] = part.returns, part.lengths
+            if running and stop():  # leave the running shards to their workers (closed with the run)
                 break
         finished = [(part, b) for part, b in zip(parts, bounds, strict=True) if part is not None]
         merged = merge_shards([part for part, _ in finished], [b for _, b in finished], result, ledger)

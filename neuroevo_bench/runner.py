@@ -43,6 +43,7 @@ PROGRESS_KEYS = {
     "elite_score": "elite",
     "train_return": "train return",
 }
+OWNED_DIRS = ("model", "tensorboard")
 OWNED_FILES = (
     records.RUN_JSON,
     records.CURVE_CSV,
@@ -116,7 +117,8 @@ def stop_on_signals(stop: threading.Event, received: list[int]) -> Iterator[dict
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        print(f"\nsignal {signal.Signals(signum).name}: checkpointing now, then stopping", flush=True)
+        # os.write, not print: a print in a handler can collide with the print it interrupted
+        os.write(2, f"\nsignal {signal.Signals(signum).name}: checkpointing now, then stopping\n".encode())
         received.append(signum)
         stop.set()
 
@@ -153,6 +155,14 @@ def requeued() -> bool:
     return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
 
 
+def clear_run(run_dir: Path) -> None:
+    """Remove what a run writes into its directory (overwrite=true, or a restart)."""
+    for name in OWNED_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in OWNED_DIRS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
 def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     """Refuse to overwrite an existing run unless asked; return its checkpoint when resuming.
 
@@ -161,10 +171,8 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     run_json = run_dir / records.RUN_JSON
     ckpt_path = run_dir / records.CHECKPOINT
     resume = bool(cfg.resume) or requeued()
-    if cfg.overwrite:
-        for name in OWNED_FILES:
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "model", ignore_errors=True)
+    if cfg.overwrite and not (requeued() and ckpt_path.exists()):  # a requeued job continues, never restarts
+        clear_run(run_dir)
         return None
     if not run_json.exists() and not ckpt_path.exists():
         return None
@@ -178,7 +186,11 @@ def prepare_run_dir(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
             "overwrite=true to replace it, or name=<new name> to start a separate run."
         )
     if not ckpt_path.exists():
-        raise ConfigError(f"resume=true but {ckpt_path} does not exist; nothing to resume from")
+        status = records.read_json(run_json).get("status") if run_json.exists() else None
+        if status == "ok":  # finished, its checkpoint since deleted (as in results/reference)
+            return {"finished": True}
+        clear_run(run_dir)  # stopped before its first checkpoint (the test at 0 frames): nothing was trained
+        return None
     ckpt = read_checkpoint(ckpt_path)
     if ckpt["fingerprint"] != config_fingerprint(cfg):
         raise ConfigError(
@@ -297,6 +309,8 @@ class Run:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             ckpt = prepare_run_dir(self.cfg, self.run_dir)
+            if ckpt is not None and not ckpt.get("finished"):
+                self.resume(ckpt)  # a checkpoint that does not fit is refused here, with nothing written
         except BaseException:
             self.algo.close()
             raise
@@ -314,28 +328,26 @@ class Run:
         self.info["env_settings"] = self.ctx.env_info.settings  # what the built env does, read back
         if hasattr(self.algo, "record_extra"):  # e.g. SB3: hyperparameter source and the effective values
             self.info.update(self.algo.record_extra())
+        replaced: dict[int, Any] = {}
         try:
             self.tester = TestEvaluator(
                 self.cfg.env, int(self.cfg.eval.episodes), int(self.cfg.eval.seed), self.eval_ledger
             )
-            if ckpt is not None:
-                self.resume(ckpt)
             self.save("running")
             with stop_on_signals(self.ctx.stop, self.signals) as replaced:
                 self.train()
-            if self.ctx.stop.is_set():
-                self.checkpoint()
-                self.save("interrupted")
-                print(
-                    f"[{self.label}] interrupted; resume with the same command plus resume=true", flush=True
-                )
-                self._chain_signal(replaced)
-                return self.info
-            self.algo.save_policy(self.run_dir)
-            self.checkpoint(finished=True)
-            self.save("ok")
-            print_summary(self.info, self.run_dir)
-            return self.info
+                if self.ctx.stop.is_set():  # still under our handlers: a second signal cannot cut this short
+                    self.checkpoint()
+                    self.save("interrupted")
+                    print(
+                        f"[{self.label}] interrupted; resume with the same command plus resume=true",
+                        flush=True,
+                    )
+            if not self.ctx.stop.is_set():
+                self.algo.save_policy(self.run_dir)
+                self.checkpoint(finished=True)
+                self.save("ok")
+                print_summary(self.info, self.run_dir)
         except BaseException as exc:
             self.fail(exc)
             raise
@@ -345,34 +357,45 @@ class Run:
             if self.scalars is not None:
                 self.scalars.close()
             self.algo.close()
+        self._chain_signal(replaced)  # after the records are complete: submitit may requeue and exit here
+        return self.info
 
     def train(self) -> None:
         """Evaluate at 0 frames, then alternate training stretches and test evaluations until the budget is
-        spent or a stop is requested."""
+        spent or a stop is requested. A test evaluation a stop cut off is simply done again after a resume."""
         more = not self.train_ledger.exhausted()
         if not self.curve:
-            self.evaluate()
+            if not self.evaluate():
+                return
             self.next_eval = self.every
             self.checkpoint()
-        while more and not self.ctx.stop.is_set():
-            self.train_started = time.perf_counter()
-            more = self.algo.train_until(min(self.next_eval, self.budget))
-            self.train_wall += time.perf_counter() - self.train_started
-            self.train_started = None
-            more = more and not self.train_ledger.exhausted()
-            if self.ctx.stop.is_set():
-                break
-            if self.train_ledger.frames >= self.next_eval or not more:
-                self.evaluate()
+        while not self.ctx.stop.is_set():
+            if more:
+                self.train_started = time.perf_counter()
+                more = self.algo.train_until(min(self.next_eval, self.budget))
+                self.train_wall += time.perf_counter() - self.train_started
+                self.train_started = None
+                more = more and not self.train_ledger.exhausted()
+                if self.ctx.stop.is_set():
+                    break
+            tested_here = self.curve[-1]["frames"] == self.train_ledger.frames
+            if (self.train_ledger.frames >= self.next_eval or not more) and not tested_here:
+                if not self.evaluate():
+                    break
                 while self.next_eval <= self.train_ledger.frames:
                     self.next_eval += self.every
                 self.checkpoint()
                 self.save("running")
+            if not more:
+                break
 
-    def evaluate(self) -> None:
-        """One test evaluation of the current policy: a row of the curve and a progress line."""
+    def evaluate(self) -> bool:
+        """One test evaluation of the current policy: a row of the curve and a progress line. False (and no
+        row) when a stop request cut it off."""
         assert self.tester is not None
-        result: TestResult = self.tester(self.algo.policy())
+        result: TestResult | None = self.tester(self.algo.policy(), stop=self.ctx.stop.is_set)
+        if result is None:
+            return False
         self.eval_wall += result.wall_s
         r = result.returns
         self.curve.append(
@@ -399,6 +422,7 @@ class Run:
         test = f"{r.mean():.1f} ± {r.std():.1f}"
         self.progress(self.train_ledger.frames, force=True, fps=fps, **shown, test=test)  # type: ignore[arg-type]
         self.progress.last_test = float(r.mean())
+        return True
 
     # --- checkpoints and records ----------------------------------------------------------------------------
     def checkpoint_if_due(self) -> None:
@@ -443,7 +467,13 @@ class Run:
         self.last_checkpoint = time.perf_counter()
 
     def resume(self, ckpt: dict[str, Any]) -> None:
-        self.algo.load_state_dict(ckpt["algo"])
+        try:
+            self.algo.load_state_dict(ckpt["algo"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(
+                f"checkpoint {self.run_dir / records.CHECKPOINT} does not fit {self.cfg.algo.name} "
+                f"({type(exc).__name__}: {exc}); start the run again with overwrite=true"
+            ) from exc
         self.train_ledger.frames, self.train_ledger.agent_steps = ckpt["train_frames"], ckpt["agent_steps"]
         self.eval_ledger.frames = ckpt["eval_frames"]
         self.train_wall, self.eval_wall = ckpt["train_wall_s"], ckpt["eval_wall_s"]
@@ -484,8 +514,8 @@ class Run:
         records.write_json(self.run_dir / records.RUN_JSON, self.info)
 
     def _chain_signal(self, replaced: dict[int, Any]) -> None:
-        """After the checkpoint, hand SIGUSR2 to the handler it replaced: under submitit that requeues the
-        SLURM job, which then resumes this run by itself (:func:`requeued`)."""
+        """Once the records are complete, hand SIGUSR2 to the handler it replaced: under submitit that requeues
+        the SLURM job (and exits), and the requeued job resumes this run by itself (:func:`requeued`)."""
         previous = replaced.get(signal.SIGUSR2)
         if signal.SIGUSR2 in self.signals and callable(previous):
             previous(signal.SIGUSR2, None)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from neuroevo_bench.envs import Ledger
+from neuroevo_bench.evaluation import resumed_caps, unfinished
 from neuroevo_bench.runner import run
 
 GA = (
@@ -63,3 +65,23 @@ def test_ray_workers_change_nothing(make_cfg, tmp_path):
         "algo.shards=2",
     )
     assert ray_run == reference
+
+
+def test_a_resumed_evaluation_gives_every_shard_its_original_cap():
+    """2000 frames left when an evaluation of 2 shards starts: 1000 each. Shard 0 then finished episodes of
+    60 agent steps (x 4 frames) before a checkpoint, whose ledger counts them: on resume shard 0 may use the
+    760 frames it had left, shard 1 its full 1000, as in the uninterrupted run."""
+    bounds = [(0, 3), (3, 6)]
+    result = unfinished(6, 1)
+    assert resumed_caps(Ledger(cap=10_000, frames=8_000), result, bounds, 4) == [1000, 1000]
+    result.returns[:3, 0], result.lengths[:3, 0] = 1.0, [10, 20, 30]
+    assert resumed_caps(Ledger(cap=10_000, frames=8_240), result, bounds, 4) == [760, 1000]
+    assert resumed_caps(Ledger(), result, bounds, 4) == [None, None]  # no budget cap
+
+
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_starts_it_again(make_cfg, tmp_path):
+    cfg = make_cfg(*GA, "budget.frames=20000", "eval.every_frames=10000")
+    (tmp_path / "run.json").write_text(json.dumps({"status": "running"}))  # killed during the first test
+    info = run(make_cfg(*GA, "budget.frames=20000", "eval.every_frames=10000", "resume=true"), tmp_path)
+    assert info["status"] == "ok" and info["train_frames"] > 0
+    assert run(cfg, tmp_path / "fresh")["final_score"] == info["final_score"]

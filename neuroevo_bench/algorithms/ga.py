@@ -143,6 +143,7 @@ class GeneticAlgorithm:
         self.current: Generation | None = None  # the generation in progress, if any
         self.frame_skip = int(ctx.env_cfg.frame_skip)
         self._last_tick = time.perf_counter()
+        self._since = (0, self._last_tick)  # (frames, time) the running generation's frames/s count from
         self._warn_if_budget_below_one_generation(fitness_max_frames)
 
     @property
@@ -197,6 +198,7 @@ class GeneticAlgorithm:
             )
         g = self.current
         t0, frames_start = time.perf_counter(), self.frames_done()[0]
+        self._since = (frames_start, t0)
         res = self.evaluator.evaluate(
             self.population, self.episodes, g.seeds[0], ledger, g.population, self._tick
         )
@@ -271,15 +273,18 @@ class GeneticAlgorithm:
             assert g is not None
             done = [r for r in (g.population, g.validation) if r is not None]
             finished = sum(int(np.isfinite(r.returns).sum()) for r in done)
-            total = self.n_new * self.episodes + self.n_candidates * self.val_episodes
+            candidates = self.n_candidates if g.validation is None else len(g.validation.returns)
+            total = g.population.returns.size + candidates * self.val_episodes
             fitness = g.population.returns.mean(axis=1)  # NaN until an individual's episodes all finished
             best = float(np.nanmax(fitness)) if np.isfinite(fitness).any() else float("nan")
             frames, _ = self.frames_done()
+            frames_start, t_start = self._since  # this process's share of the generation
             self.ctx.progress(
                 frames,
                 **{
                     "gen": f"{self.generation + 1} running",
                     "episodes": f"{finished}/{total}",
+                    "fps": (frames - frames_start) / max(now - t_start, 1e-9),
                     "best fit so far": best,
                 },
             )
