@@ -219,7 +219,7 @@ def _read_run(run_dir: Path, rel: str, has_record: bool, now: float) -> RunStatu
         checkpoint_every = _number(from_hydra("checkpoint_every_s"))
     run.stale_after_s = max(STALE_MIN_S, STALE_CHECKPOINTS * (checkpoint_every or 0.0))
 
-    # Progress: run.json's totals (written at every eval point), else the last eval row.
+    # Progress: run.json's totals (written at every eval point and checkpoint), else the last eval row.
     last_row = _last_curve_row(run_dir / CURVE_FILE, run.notes) if has_record else None
     run.train_frames = _integer(meta.get("train_frames"))
     wall = _number(meta.get("train_wall_s"))
@@ -255,7 +255,8 @@ def _read_run(run_dir: Path, rel: str, has_record: bool, now: float) -> RunStatu
     written = [t for t in (*mtimes.values(), hydra_mtime) if t is not None]
     run.last_write = max(written, default=None)
     if run.status in ("running", "starting"):
-        # run.json and the checkpoint are both written at every eval point; either one recent proves life.
+        # run.json and the checkpoint are written at every eval point and every checkpoint_every_s; either one
+        # recent proves life.
         alive = [t for t in (mtimes[RUN_FILE], mtimes[CHECKPOINT_FILE]) if t is not None]
         if run.status == "starting" and hydra_mtime is not None:
             alive.append(hydra_mtime)
