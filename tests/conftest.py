@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -86,3 +87,27 @@ TINY_GA = (
     "eval.episodes=3",
     "progress_every_s=1000",
 )
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """pid -> name (/proc/<pid>/comm) of `root` and of all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])  # "pid (comm) state ppid ..."
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    tree: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                tree[pid] = f.read().strip()
+        except OSError:
+            continue
+        todo.extend(children.get(pid, []))
+    return tree

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from neuroevo_bench import records
-from tests.conftest import ROOT
+from tests.conftest import ROOT, process_tree
 
 # CartPole with 4 slots: generations of several seconds, checkpoints twice a second inside them
 RUN = (
@@ -70,6 +71,13 @@ def outcome(run_dir: Path) -> tuple[list[list[str]], list[int]]:
     return rows, json.loads((run_dir / "champion.json").read_text())["genome"]
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def wait_for_checkpoint_inside_a_generation(run_dir: Path, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -118,3 +126,42 @@ def test_killed_mid_generation_then_resumed_equals_uninterrupted(uninterrupted, 
     assert code == 0, out
     assert "resuming at" in out
     assert outcome(tmp_path) == uninterrupted
+
+
+@pytest.mark.slow
+def test_a_submitit_job_warned_by_sigusr2_is_requeued_and_resumes_by_itself(uninterrupted, tmp_path):
+    """The SLURM path on this machine (`hydra/launcher=slurm_local`, submitit's local executor): SIGUSR2 to the
+    job in the middle of a generation -> the run checkpoints -> submitit requeues the job -> the job resumes
+    the run (the local executor sets no SLURM_RESTART_COUNT, so the sweep carries resume=true, as the README
+    says) -> the same result as an uninterrupted run."""
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        "-m",
+        "neuroevo_bench",
+        "-m",
+        "hydra/launcher=slurm_local",
+        *RUN,
+        "resume=true",
+    ]
+    launcher = subprocess.Popen(
+        [*command, f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run_dir = sweep / "CartPole/ga/seed0"
+    wait_for_checkpoint_inside_a_generation(run_dir)
+    jobs = [
+        pid for pid in process_tree(launcher.pid) if b"submitit.core._submit" in cmdline(pid)
+    ]  # this one's
+    assert jobs, "no submitit job process"
+    for pid in jobs:
+        os.kill(pid, signal.SIGUSR2)
+    out, _ = launcher.communicate(timeout=300)
+    assert launcher.returncode == 0, out
+    log = "".join(p.read_text() for p in (sweep / ".submitit").glob("*/*_0_log.out"))
+    assert "interrupted" in log and "preempted" in log and "resuming at" in log
+    assert json.loads((run_dir / records.RUN_JSON).read_text())["status"] == "ok"
+    assert outcome(run_dir) == uninterrupted

@@ -43,6 +43,7 @@ from neuroevo_bench.ray_evaluator import (  # noqa: E402
     start_local,
 )
 from neuroevo_bench.runner import run  # noqa: E402
+from tests.conftest import process_tree  # noqa: E402
 
 SLOTS = 16
 SHARDS = 3
@@ -293,30 +294,6 @@ def test_ga_run_on_ray_is_identical_to_local(ray_session, make_cfg, tmp_path):
 
 
 # --- what listens: a local instance on the loopback interface only, a cluster joined as Ray joins it -----------
-def process_tree(root: int) -> dict[int, str]:
-    """pid -> name (/proc/<pid>/comm) of `root` and of all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])  # "pid (comm) state ppid ..."
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    tree: dict[int, str] = {}
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                tree[pid] = f.read().strip()
-        except OSError:
-            continue
-        todo.extend(children.get(pid, []))
-    return tree
-
-
 def listening_tcp(pids: set[int]) -> list[tuple[int, ipaddress.IPv4Address | ipaddress.IPv6Address, int]]:
     """(pid, address, port) of every listening TCP socket the processes `pids` hold: their socket inodes
     (/proc/<pid>/fd) looked up in /proc/net/tcp and tcp6 (state 0A = LISTEN)."""
