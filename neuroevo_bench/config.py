@@ -238,6 +238,11 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "env.kind", ENV_KINDS)
     _choice(cfg, "env.vectorization", VECTORIZATIONS)
     _integer(cfg, "env.frame_skip")
+    if OmegaConf.select(cfg, "evaluator.kind") == "ray" and "population" not in cfg.algo:
+        raise ConfigError(
+            f"evaluator=ray evaluates GA / random-search populations; algo={cfg.algo.name} does not use it. "
+            "Drop evaluator=ray (valid with algo=ga or algo=random)"
+        )
     if "population" in cfg.algo:
         validate_neuroevolution(cfg)
     if "n_steps" in cfg.algo:

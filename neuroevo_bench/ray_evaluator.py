@@ -188,8 +188,12 @@ class RaySettings:
             raise ConfigError(
                 f"evaluator.num_cpus={s.num_cpus!r} is invalid; valid: null or a positive integer"
             )
-        if s.address is not None and not isinstance(s.address, str):
+        if s.address is not None and (not isinstance(s.address, str) or not s.address.strip()):
             raise ConfigError(f"evaluator.address={s.address!r} is invalid; {ADDRESS_HELP}")
+        if not (isinstance(s.ready_timeout_s, (int, float)) and s.ready_timeout_s > 0):
+            raise ConfigError(
+                f"evaluator.ready_timeout_s={s.ready_timeout_s!r} is invalid; valid: a number of seconds > 0"
+            )
         return s
 
     @property

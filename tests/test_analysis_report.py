@@ -537,7 +537,7 @@ def test_single_seed_is_reported_without_interval(tmp_path: Path) -> None:
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path)]) == 2  # bad input, as for status and compare
     assert "no run directories" in capsys.readouterr().err
     with pytest.raises(SystemExit) as error:
         main([str(tmp_path), "--threshold", "CartPole"])

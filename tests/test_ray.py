@@ -241,6 +241,8 @@ def test_workers_the_cluster_cannot_place_fail_clearly(ray_session, cartpole):
         ({"kind": "ray", "num_wrokers": 2}, "unknown key(s) ['num_wrokers']"),
         ({"kind": "ray", "cpus_per_worker": -1}, "evaluator.cpus_per_worker=-1"),
         ({"kind": "ray", "address": 5}, "evaluator.address=5"),
+        ({"kind": "ray", "address": ""}, "evaluator.address=''"),
+        ({"kind": "ray", "ready_timeout_s": -1}, "evaluator.ready_timeout_s=-1 is invalid"),
     ],
 )
 def test_bad_ray_settings_fail_clearly(cfg, message):

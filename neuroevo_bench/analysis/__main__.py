@@ -64,9 +64,9 @@ def _report(args: argparse.Namespace) -> int:
             formats=[fmt for fmt in args.formats.split(",") if fmt],
             dpi=args.dpi,
         )
-    except NoRunsError as error:
+    except NoRunsError as error:  # bad input, as for status and compare
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
     print(report.markdown, end="")
     print(f"\nwrote {len(report.files)} files to {report.out_dir}", file=sys.stderr)
     return 0
