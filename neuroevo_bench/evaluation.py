@@ -318,9 +318,6 @@ class LocalEvaluator:
         parts = []
         for i, (lo, hi) in enumerate(bounds):
             returns, lengths = result.returns[lo:hi], result.lengths[lo:hi]  # views: filled in place
-            if stop():  # interrupted: start no further shard
-                parts.append(ShardResult(returns, lengths, 0, 0, not np.isnan(returns).any()))
-                continue
             seed_i = shard_seed(seed, lo * episodes)
             parts.append(self._run(plan, lo, returns, lengths, seed_i, caps[i], stop))
         return merge_shards(parts, bounds, result, ledger)
@@ -343,10 +340,11 @@ class LocalEvaluator:
         stop: Callable[[], bool] = lambda: False,
     ) -> ShardResult:
         """Individuals lo, lo+1, ... of `plan` (as many as `returns` has rows), counted on a fresh ledger capped
-        at `cap`; their unfinished episodes are played into `returns` / `lengths` in place."""
+        at `cap`; their unfinished episodes are played into `returns` / `lengths` in place. Nothing is played
+        (not even the env reset) once `stop()` says so: an interrupted evaluation starts no further shard."""
         shard_ledger = Ledger(cap=cap)
         complete = not np.isnan(returns).any()
-        if not complete:
+        if not complete and not stop():
             venv = CountedVecEnv(self.env, self.frame_skip, shard_ledger)
 
             def load(rows: np.ndarray, individuals: np.ndarray) -> None:
