@@ -60,7 +60,10 @@ REFUSED = [
     (["algo.variant=chopra", "algo.population=0"], "algo.population=0 is invalid; valid: a positive integer"),
     (["algo.truncation=600"], "algo.truncation=600 is invalid; valid: 0 <= algo.truncation <= 500"),
     (["algo.variant=paper"], "algo.variant='paper' is invalid; valid: such2017, chopra"),
-    (["algo=ppo", "evaluator=ray"], "evaluator=ray evaluates GA / random-search populations; algo=ppo does not"),
+    (
+        ["algo=ppo", "evaluator=ray"],
+        "evaluator=ray evaluates GA / random-search populations; algo=ppo does not",
+    ),
     (
         ["algo.elite_candidates=1"],  # the previous elite alone: it could never be replaced
         "algo.elite_candidates=1 is invalid; valid: 2 <= algo.elite_candidates <= 499 (such2017:",
