@@ -97,6 +97,26 @@ class NeuroevolutionConfig:
 
 
 @dataclass
+class ESConfig:
+    """Evolution strategies (Salimans et al. 2017) on the GA's machinery (conf/algo/es.yaml documents each key)."""
+
+    _target_: str = "neuroevo_bench.algorithms.es.EvolutionStrategies"
+    name: str = "es"
+    population: int = 100  # individuals a generation: population / 2 antithetic pairs
+    sigma: float = 0.02
+    learning_rate: float = 0.01
+    l2_coeff: float = 0.005
+    episodes_per_fitness: int = 1
+    obs_norm: bool = True
+    fitness_max_frames: int | None = None
+    slots: int = 512
+    shards: int = 1
+    noise_table_size: int = 2**22
+    noise_seed: int | None = None
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+
+
+@dataclass
 class AtariConfig:
     sticky_actions: float = 0.25
     maxpool: bool = True
@@ -173,6 +193,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="schema/algo", name="neuroevolution", node=NeuroevolutionConfig)
+    cs.store(group="schema/algo", name="es", node=ESConfig)
     cs.store(group="schema/env", name="env", node=EnvConfig)
 
 
@@ -240,10 +261,12 @@ def validate(cfg: DictConfig) -> None:
     _integer(cfg, "env.frame_skip")
     if OmegaConf.select(cfg, "evaluator.kind") == "ray" and "population" not in cfg.algo:
         raise ConfigError(
-            f"evaluator=ray evaluates GA / random-search populations; algo={cfg.algo.name} does not use it. "
-            "Drop evaluator=ray (valid with algo=ga or algo=random)"
+            f"evaluator=ray evaluates GA / random-search / ES populations; algo={cfg.algo.name} does not use "
+            "it. Drop evaluator=ray (valid with algo=ga, algo=random or algo=es)"
         )
-    if "population" in cfg.algo:
+    if "sigma" in cfg.algo:
+        validate_es(cfg)
+    elif "population" in cfg.algo:
         validate_neuroevolution(cfg)
     if "n_steps" in cfg.algo:
         validate_sb3(cfg)
@@ -392,4 +415,31 @@ def validate_sb3(cfg: DictConfig) -> None:
             f"budget.frames={cfg.budget.frames} is smaller than one {a.name} rollout (algo.n_steps * "
             f"algo.n_envs * env.frame_skip = {rollout_frames} frames): no update would ever happen; raise "
             "budget.frames or lower algo.n_steps / algo.n_envs"
+        )
+
+
+def _positive(cfg: DictConfig, key: str, what: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{key}={value!r} is invalid; valid: {what} > 0")
+
+
+def validate_es(cfg: DictConfig) -> None:
+    a = cfg.algo
+    population = a.population
+    if isinstance(population, bool) or not isinstance(population, int) or population < 2 or population % 2:
+        raise ConfigError(
+            f"algo.population={population!r} is invalid; valid: an even integer >= 2 (population / 2 "
+            "antithetic pairs theta + sigma*eps, theta - sigma*eps)"
+        )
+    _positive(cfg, "algo.sigma", "a noise standard deviation")
+    _positive(cfg, "algo.learning_rate", "an Adam step size")
+    if not (isinstance(a.l2_coeff, int | float) and a.l2_coeff >= 0):
+        raise ConfigError(f"algo.l2_coeff={a.l2_coeff!r} is invalid; valid: a weight decay >= 0")
+    for key in ("episodes_per_fitness", "shards", "noise_table_size"):
+        _integer(cfg, f"algo.{key}")
+    _integer(cfg, "algo.slots", 1, MAX_SUB_ENVS, SUB_ENVS_WHY)
+    if a.fitness_max_frames is not None and a.fitness_max_frames <= 0:
+        raise ConfigError(
+            f"algo.fitness_max_frames={a.fitness_max_frames}; valid: null or a positive integer"
         )

@@ -19,7 +19,7 @@ import torch
 
 from neuroevo_bench.config import TRAIN_SEED_LIMIT, ConfigError
 from neuroevo_bench.envs import CountedVecEnv, Ledger, make_vector_env
-from neuroevo_bench.genome import Genome, ParamStore, Plan
+from neuroevo_bench.genome import Genome, Plan, Store
 from neuroevo_bench.policies import Network, RowWeights
 
 ActFn = Callable[[np.ndarray], np.ndarray]
@@ -31,6 +31,8 @@ class PopulationResult:
 
     returns: (N, episodes) float64, NaN where the episode did not finish (budget cap reached).
     lengths: (N, episodes) int64 agent steps of each finished episode (0 if unfinished).
+    obs_moments: (N, episodes, 2, obs_dim) float64 or None: per episode, the sum of the observations acted
+        on and the sum of their squares (ES's observation normaliser learns from them); None: not collected.
     """
 
     returns: np.ndarray
@@ -38,6 +40,7 @@ class PopulationResult:
     frames: int
     agent_steps: int
     complete: bool
+    obs_moments: np.ndarray | None = None
 
     @property
     def fitness(self) -> np.ndarray:
@@ -68,10 +71,12 @@ class PopulationEvaluator(Protocol):
     def close(self) -> None: ...
 
 
-def unfinished(n: int, episodes: int) -> PopulationResult:
-    """A result to fill in: `n` individuals x `episodes` episodes, none played yet (NaN returns, 0 lengths)."""
+def unfinished(n: int, episodes: int, obs_dim: int | None = None) -> PopulationResult:
+    """A result to fill in: `n` individuals x `episodes` episodes, none played yet (NaN returns, 0 lengths);
+    with `obs_dim`, the evaluation also sums each episode's observations (`obs_moments`)."""
+    moments = None if obs_dim is None else np.zeros((n, episodes, 2, obs_dim))
     return PopulationResult(
-        np.full((n, episodes), np.nan), np.zeros((n, episodes), dtype=np.int64), 0, 0, False
+        np.full((n, episodes), np.nan), np.zeros((n, episodes), dtype=np.int64), 0, 0, False, moments
     )
 
 
@@ -90,6 +95,7 @@ def run_slots(
     lengths: np.ndarray,
     seed: int,
     stop: Callable[[], bool] = lambda: False,
+    moments: np.ndarray | None = None,
 ) -> bool:
     """Play the unfinished episodes of `returns` / `lengths` ((n_individuals, episodes), NaN / 0 where not
     played yet; filled in place) through the sub-envs ("slots") of `venv`.
@@ -102,6 +108,8 @@ def run_slots(
     forward pass over rows serves every slot, and the episodes of one individual share their weights.
     `load(rows, individuals)` builds networks into rows. Stops before a step that could take the ledger past
     its cap, or when `stop()` (checked every step) says so; an episode cut off that way is not recorded.
+    `moments` ((n_individuals, episodes, 2, obs_dim) or None), if given, receives each episode's sum of
+    observations and of their squares, in step order (so, like the returns, independent of the slot).
     Returns True when every episode finished.
     """
     n_slots, n_rows = venv.num_envs, weights.rows
@@ -142,6 +150,8 @@ def run_slots(
         slot_row[chosen] = row_of[individuals]
         ret[chosen] = 0.0
         steps[chosen] = 0
+        if moments is not None:  # an episode cut off before a checkpoint starts again from nothing
+            moments[individuals, tasks % lanes] = 0.0
         next_todo += k
         mask = np.zeros(n_slots, dtype=bool)
         mask[chosen] = True
@@ -164,6 +174,11 @@ def run_slots(
             x = np.zeros((hi, lanes, *obs.shape[1:]), dtype=obs.dtype)
         x[row[active], lane[active]] = obs[active]
         actions = weights.act(x, hi, row, lane)
+        if moments is not None:
+            t = slot_task[active]
+            o = obs[active].astype(np.float64)
+            moments[t // lanes, t % lanes, 0] += o
+            moments[t // lanes, t % lanes, 1] += o * o
         obs, reward, terminated, truncated, _, charged = venv.step(actions, active)
         ret[charged] += reward[charged]
         steps[charged] += 1
@@ -195,6 +210,7 @@ class ShardResult:
     frames: int
     agent_steps: int
     complete: bool
+    obs_moments: np.ndarray | None = None
 
 
 def check_shards(shards: Any) -> None:
@@ -262,12 +278,19 @@ def merge_shards(
     """
     for part, (lo, hi) in zip(parts, bounds, strict=True):
         result.returns[lo:hi], result.lengths[lo:hi] = part.returns, part.lengths
+        if result.obs_moments is not None and part.obs_moments is not None:
+            result.obs_moments[lo:hi] = part.obs_moments
     frames = sum(p.frames for p in parts)
     agent_steps = sum(p.agent_steps for p in parts)
     ledger.frames += frames
     ledger.agent_steps += agent_steps
     return PopulationResult(
-        result.returns, result.lengths, frames, agent_steps, all(p.complete for p in parts)
+        result.returns,
+        result.lengths,
+        frames,
+        agent_steps,
+        all(p.complete for p in parts),
+        result.obs_moments,
     )
 
 
@@ -285,7 +308,7 @@ class LocalEvaluator:
         self,
         env_cfg: Any,
         net: Network,
-        store: ParamStore,
+        store: Store,
         slots: int,
         max_episode_frames: int | None = None,
         env_threads: int = 0,
@@ -318,16 +341,17 @@ class LocalEvaluator:
         parts = []
         for i, (lo, hi) in enumerate(bounds):
             returns, lengths = result.returns[lo:hi], result.lengths[lo:hi]  # views: filled in place
+            moments = None if result.obs_moments is None else result.obs_moments[lo:hi]
             seed_i = shard_seed(seed, lo * episodes)
-            parts.append(self._run(plan, lo, returns, lengths, seed_i, caps[i], stop))
+            parts.append(self._run(plan, lo, returns, lengths, seed_i, caps[i], stop, moments))
         return merge_shards(parts, bounds, result, ledger)
 
     def evaluate_shard(
-        self, genomes: Sequence[Genome], episodes: int, seed: int, cap: int | None
+        self, genomes: Sequence[Genome], episodes: int, seed: int, cap: int | None, obs_dim: int | None = None
     ) -> ShardResult:
         """One shard on its own, with its seed and frame cap given (what a Ray worker runs)."""
-        result = unfinished(len(genomes), episodes)
-        return self._run(self.store.plan(genomes), 0, result.returns, result.lengths, seed, cap)
+        r = unfinished(len(genomes), episodes, obs_dim)
+        return self._run(self.store.plan(genomes), 0, r.returns, r.lengths, seed, cap, moments=r.obs_moments)
 
     def _run(
         self,
@@ -338,6 +362,7 @@ class LocalEvaluator:
         seed: int,
         cap: int | None,
         stop: Callable[[], bool] = lambda: False,
+        moments: np.ndarray | None = None,
     ) -> ShardResult:
         """Individuals lo, lo+1, ... of `plan` (as many as `returns` has rows), counted on a fresh ledger capped
         at `cap`; their unfinished episodes are played into `returns` / `lengths` in place. Nothing is played
@@ -351,8 +376,8 @@ class LocalEvaluator:
                 self.weights.load(rows, self.store.build(plan, individuals + lo))
 
             with torch.no_grad():
-                complete = run_slots(venv, self.weights, load, returns, lengths, seed, stop)
-        return ShardResult(returns, lengths, shard_ledger.frames, shard_ledger.agent_steps, complete)
+                complete = run_slots(venv, self.weights, load, returns, lengths, seed, stop, moments)
+        return ShardResult(returns, lengths, shard_ledger.frames, shard_ledger.agent_steps, complete, moments)
 
     def close(self) -> None:
         self.env.close()

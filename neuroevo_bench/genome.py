@@ -130,3 +130,38 @@ class ParamStore:
                 self.slow_rebuilds += 1
         self.keys, self.rows = keys, new_rows
         self._index = {k: j for j, k in enumerate(keys)}
+
+
+class CentredStore:
+    """ES (Salimans et al. 2017): every individual is the current centre theta plus or minus a perturbation.
+
+    A genome is `(sign, offset)`: `params = theta + sigma * noise[offset : offset + P] * mask` for sign 0 and
+    `theta - ...` for sign 1 (an antithetic pair shares its offset). `mask` is 0 on parameters that are not
+    searched (the observation normaliser's statistics), 1 elsewhere. It answers :meth:`plan` / :meth:`build`
+    as :class:`ParamStore` does, so the population evaluators serve both; `version` counts centre changes (a
+    Ray worker is sent the centre once per change).
+    """
+
+    def __init__(self, noise: NoiseTable, sigma: float, mask: torch.Tensor) -> None:
+        self.noise = noise
+        self.sigma = float(sigma)
+        step = self.sigma * mask.float()
+        self.mult = torch.stack([step, -step])  # rows indexed by Plan.kind (the sign)
+        self.center = torch.zeros(noise.n_params)
+        self.version = 0
+
+    def set_center(self, theta: torch.Tensor) -> None:
+        self.center = theta.detach().clone().float()
+        self.version += 1
+
+    def plan(self, genomes: Sequence[Genome]) -> Plan:
+        arr = np.asarray(genomes, dtype=np.int64).reshape(len(genomes), 2)
+        kind, offset = torch.from_numpy(arr[:, 0].copy()), torch.from_numpy(arr[:, 1].copy())
+        return Plan(base_row=torch.zeros(len(genomes), dtype=torch.int64), kind=kind, offset=offset)
+
+    def build(self, plan: Plan, idx: np.ndarray | torch.Tensor) -> torch.Tensor:
+        idx = torch.as_tensor(idx, dtype=torch.int64)
+        return self.center + self.mult[plan.kind[idx]] * self.noise.windows[plan.offset[idx]]
+
+
+Store = ParamStore | CentredStore  # what a population evaluator builds parameters from

@@ -32,7 +32,10 @@ class Network:
     """A fully connected network `sizes[0] -> ... -> sizes[-1]` and the rule that turns outputs into actions.
 
     Discrete actions: argmax of the outputs (greedy). Box actions: tanh of the outputs scaled to the bounds.
-    Flat layout: for each layer, the weight (in, out) row-major, then the bias (out,).
+    Flat layout: for each layer, the weight (in, out) row-major, then the bias (out,). With `obs_norm` (ES)
+    the layout starts with the observation normaliser's mean (in,) and std (in,): the network sees
+    `clip((obs - mean) / std, -5, 5)`, as in Salimans et al.'s code; these entries are set by the algorithm
+    from the observations it has seen, never searched (see :func:`searched_mask`).
     """
 
     sizes: tuple[int, ...]
@@ -40,6 +43,12 @@ class Network:
     discrete: bool
     low: tuple[float, ...] = ()
     high: tuple[float, ...] = ()
+    obs_norm: bool = False
+
+    @property
+    def norm_size(self) -> int:
+        """Leading entries of the flat layout that hold the normaliser's mean and std (0 without one)."""
+        return 2 * self.sizes[0] if self.obs_norm else 0
 
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
@@ -47,7 +56,7 @@ class Network:
 
     @property
     def n_params(self) -> int:
-        return sum(i * o + o for i, o in self.layer_shapes)
+        return self.norm_size + sum(i * o + o for i, o in self.layer_shapes)
 
     @property
     def action_shape(self) -> tuple[int, ...]:
@@ -59,20 +68,26 @@ class Network:
 
     def describe(self) -> str:
         head = "argmax" if self.discrete else "tanh-scaled"
-        return f"MLP {'-'.join(map(str, self.sizes))} {self.activation}, {head} actions"
+        norm = "observations normalised by running mean/std, clipped to +-5; " if self.obs_norm else ""
+        return f"MLP {'-'.join(map(str, self.sizes))} {self.activation}, {norm}{head} actions"
 
     def init_scale(self) -> torch.Tensor:
         """Per-parameter std of the initial weights (Xavier normal; biases start at zero), shape (P,)."""
-        parts = []
+        parts = [torch.zeros(self.norm_size)]
         for i, o in self.layer_shapes:
             parts.append(torch.full((i * o,), math.sqrt(2.0 / (i + o))))
             parts.append(torch.zeros(o))
         return torch.cat(parts)
 
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """(n, P) flat rows -> per layer [W (n, in, out), b (n, 1, out), ...], each contiguous."""
+        """(n, P) flat rows -> per layer [W (n, in, out), b (n, 1, out), ...], each contiguous; with obs_norm
+        preceded by the normaliser's mean (n, 1, in) and std (n, 1, in)."""
         out, pos = [], 0
         n = flat.shape[0]
+        if self.obs_norm:
+            d = self.sizes[0]
+            out += [flat[:, :d].reshape(n, 1, d), flat[:, d : 2 * d].reshape(n, 1, d)]
+            pos = 2 * d
         for i, o in self.layer_shapes:
             out.append(flat[:, pos : pos + i * o].reshape(n, i, o))
             pos += i * o
@@ -95,6 +110,9 @@ class Network:
         NumPy path: its stacked `matmul` runs these many small products 2-4x faster than `torch.baddbmm`
         on a CPU (measured in `python -m neuroevo_bench.bench`); torch tensors (e.g. on CUDA) take torch's.
         """
+        if self.obs_norm:
+            mean, std, layers = layers[0], layers[1], layers[2:]
+            x = ((x - mean) / std).clip(-5.0, 5.0)
         if isinstance(x, np.ndarray):
             h = x
             n_layers = len(layers) // 2
@@ -118,6 +136,9 @@ class Network:
         act = ACTIVATIONS[self.activation]
         layers = self.split(flat.unsqueeze(0))
         h = obs
+        if self.obs_norm:
+            mean, std, layers = layers[0][0], layers[1][0], layers[2:]
+            h = ((h - mean) / std).clamp(-5.0, 5.0)
         n_layers = len(layers) // 2
         for k in range(n_layers):
             h = torch.addmm(layers[2 * k + 1][0], h, layers[2 * k][0])
@@ -282,6 +303,7 @@ def network_spec(net: Network | NatureCNN) -> dict[str, Any]:
         "discrete": net.discrete,
         "low": list(net.low),
         "high": list(net.high),
+        "obs_norm": net.obs_norm,
     }
 
 
@@ -292,7 +314,12 @@ def network_from_spec(spec: dict[str, Any]) -> Network | NatureCNN:
     if kind != "mlp":
         raise PolicyError(f"saved network kind={kind!r}; valid: mlp, nature_cnn")
     return Network(
-        tuple(spec["sizes"]), spec["activation"], spec["discrete"], tuple(spec["low"]), tuple(spec["high"])
+        tuple(spec["sizes"]),
+        spec["activation"],
+        spec["discrete"],
+        tuple(spec["low"]),
+        tuple(spec["high"]),
+        bool(spec.get("obs_norm", False)),
     )
 
 
@@ -323,8 +350,11 @@ def build_network(env_cfg: Any, net_cfg: Any) -> Network | NatureCNN:
     return make_network(net_cfg, info.observation_space, info.action_space)
 
 
-def make_network(net_cfg: Any, observation_space: gym.Space, action_space: gym.Space) -> Network | NatureCNN:
-    """The GA/RS network for an env: an MLP for vector observations, the Nature CNN for (C, H, W) images."""
+def make_network(
+    net_cfg: Any, observation_space: gym.Space, action_space: gym.Space, obs_norm: bool = False
+) -> Network | NatureCNN:
+    """The GA/RS/ES network for an env: an MLP for vector observations, the Nature CNN for (C, H, W) images.
+    `obs_norm` (ES) puts an observation normaliser in front of an MLP; image networks have none."""
     if isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3:
         return make_nature_cnn(net_cfg, observation_space, action_space)
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
@@ -348,7 +378,14 @@ def make_network(net_cfg: Any, observation_space: gym.Space, action_space: gym.S
             f"algo.network.activation={net_cfg.activation!r} is invalid; valid: {', '.join(sorted(ACTIVATIONS))}"
         )
     sizes = (int(observation_space.shape[0]), *map(int, net_cfg.hidden), n_out)
-    return Network(sizes=sizes, activation=str(net_cfg.activation), discrete=discrete, low=low, high=high)
+    return Network(sizes, str(net_cfg.activation), discrete, low, high, obs_norm)
+
+
+def searched_mask(net: Network | NatureCNN) -> torch.Tensor:
+    """(P,) 1.0 on the parameters a search perturbs, 0.0 on the observation normaliser's statistics."""
+    mask = torch.ones(net.n_params)
+    mask[: getattr(net, "norm_size", 0)] = 0.0
+    return mask
 
 
 class RowWeights:

@@ -50,8 +50,8 @@ from neuroevo_bench.evaluation import (
     shard_seed,
     unfinished,
 )
-from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
-from neuroevo_bench.policies import Network, build_network
+from neuroevo_bench.genome import CentredStore, Genome, NoiseTable, ParamStore, Store
+from neuroevo_bench.policies import Network, build_network, searched_mask
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class ShardTask:
     episodes: int
     seed: int
     cap: int | None
+    obs_dim: int | None = None  # sum each episode's observations (ES's normaliser)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class WorkerSpec:
     noise_size: int
     init_scale: torch.Tensor  # (P,), the driver's own, so rebuilt parameters match bit for bit
     sigma: float
+    centred: bool  # ES: individuals are the centre +- sigma * noise (the centre comes once per generation)
     slots: int
     max_episode_frames: int | None
     env_threads: int
@@ -128,7 +130,12 @@ class ShardWorker:
     def __init__(self, spec: WorkerSpec) -> None:
         torch.set_num_threads(spec.torch_threads)
         noise = NoiseTable(spec.noise_seed, spec.noise_size, spec.net.n_params)
-        store = ParamStore(noise, spec.init_scale, spec.sigma)
+        self.store: Store = (
+            CentredStore(noise, spec.sigma, searched_mask(spec.net))
+            if spec.centred
+            else ParamStore(noise, spec.init_scale, spec.sigma)
+        )
+        store = self.store
         self.local = LocalEvaluator(
             OmegaConf.create(spec.env_cfg),
             spec.net,
@@ -141,11 +148,18 @@ class ShardWorker:
     def info(self) -> dict[str, Any]:
         return {"host": socket.gethostname(), "pid": os.getpid(), "torch_threads": torch.get_num_threads()}
 
+    def set_center(self, theta: torch.Tensor) -> None:
+        """ES: the centre of this generation's perturbations (sent once per generation, not per individual)."""
+        assert isinstance(self.store, CentredStore)
+        self.store.set_center(theta)
+
     def evaluate(self, message: bytes) -> ShardResult:
         """Play one shard; `message` is a pickled :class:`ShardTask` (pickled by the driver so that the
         bytes it counts are the bytes that travel)."""
         task: ShardTask = pickle.loads(message)
-        return self.local.evaluate_shard(task.genomes.decode(), task.episodes, task.seed, task.cap)
+        return self.local.evaluate_shard(
+            task.genomes.decode(), task.episodes, task.seed, task.cap, task.obs_dim
+        )
 
     def close(self) -> None:
         self.local.close()
@@ -324,7 +338,7 @@ class RayEvaluator:
         evaluator_cfg: Any,
         env_cfg: Any,
         net: Network,
-        store: ParamStore,
+        store: Store,
         slots: int,
         max_episode_frames: int | None = None,
         shards: int = 1,
@@ -350,14 +364,19 @@ class RayEvaluator:
             net=net,
             noise_seed=store.noise.seed,
             noise_size=store.noise.size,
-            init_scale=store.mult[2].clone(),
+            init_scale=store.mult[-1].clone(),  # ParamStore: the initialisation scale (unused by ES)
             sigma=store.sigma,
+            centred=isinstance(store, CentredStore),
             slots=int(slots),
             max_episode_frames=max_episode_frames,
             env_threads=max(1, int(s.cpus_per_worker)),
             torch_threads=s.worker_threads,
         )
-        self.bytes_sent = 0  # pickled shard tasks, as sent (the benchmark reports bytes per individual)
+        self.store = store
+        self.center_sent = -1  # ES: the centre version the workers hold
+        self.bytes_sent = (
+            0  # pickled shard tasks and ES centres, as sent (the benchmark: bytes per individual)
+        )
         self.individuals_sent = 0
         self.workers: list[Any] = []
         self._owns_connection = connect(s)
@@ -396,8 +415,10 @@ class RayEvaluator:
         a shard already finished in `partial` is not sent again, and an interruption (`stop`, polled while the
         workers run) keeps the shards that came back and stops waiting for the others."""
         result = unfinished(len(genomes), episodes) if partial is None else partial
+        obs_dim = None if result.obs_moments is None else int(result.obs_moments.shape[-1])
         bounds = shard_bounds(len(genomes), self.shards)
         caps = resumed_caps(ledger, result, bounds, self.frame_skip)
+        self._send_center()
         parts: list[ShardResult | None] = [None] * len(bounds)
         running: dict[Any, int] = {}
         for i, (lo, hi) in enumerate(bounds):
@@ -405,7 +426,11 @@ class RayEvaluator:
                 parts[i] = ShardResult(result.returns[lo:hi], result.lengths[lo:hi], 0, 0, True)
                 continue
             task = ShardTask(
-                CompactGenomes.encode(genomes[lo:hi]), int(episodes), shard_seed(seed, lo * episodes), caps[i]
+                CompactGenomes.encode(genomes[lo:hi]),
+                int(episodes),
+                shard_seed(seed, lo * episodes),
+                caps[i],
+                obs_dim,
             )
             message = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
             self.bytes_sent += len(message)
@@ -419,12 +444,24 @@ class RayEvaluator:
                 if part.complete:  # into the result at once: a checkpoint taken meanwhile keeps this shard
                     lo, hi = bounds[i]
                     result.returns[lo:hi], result.lengths[lo:hi] = part.returns, part.lengths
+                    if result.obs_moments is not None:
+                        result.obs_moments[lo:hi] = part.obs_moments
             if running and stop():  # leave the running shards to their workers (closed with the run)
                 break
         finished = [(part, b) for part, b in zip(parts, bounds, strict=True) if part is not None]
         merged = merge_shards([part for part, _ in finished], [b for _, b in finished], result, ledger)
         merged.complete = merged.complete and len(finished) == len(bounds)
         return merged
+
+    def _send_center(self) -> None:
+        """ES: put a new centre in the object store once and have every worker take it."""
+        store = self.store
+        if not isinstance(store, CentredStore) or store.version == self.center_sent:
+            return
+        ref = ray.put(store.center)
+        ray.get([w.set_center.remote(ref) for w in self.workers])
+        self.bytes_sent += store.center.numel() * store.center.element_size()
+        self.center_sent = store.version
 
     def close(self) -> None:
         for w in self.workers:

@@ -49,6 +49,7 @@ OWNED_FILES = (
     records.CURVE_CSV,
     records.CHECKPOINT,
     "champion.json",
+    "policy.npz",
     "model.zip",
     "error.txt",
 )

@@ -57,12 +57,22 @@ REFUSED = [
     (["budget.frames=-5"], "budget.frames=-5 is invalid"),
     (["algo=a2c", "algo.n_steps=0"], "algo.n_steps=0 is invalid; valid: a positive integer"),
     (["algo.population=1"], "algo.population=1 is invalid; valid: an integer >= 2 (such2017: the elite"),
+    (["algo=es", "algo.sigma=0"], "algo.sigma=0.0 is invalid; valid: a noise standard deviation > 0"),
+    (
+        ["algo=es", "algo.population=7"],
+        "algo.population=7 is invalid; valid: an even integer >= 2 (population / 2",
+    ),
+    (["algo=es", "algo.population=0"], "algo.population=0 is invalid; valid: an even integer >= 2"),
+    (
+        ["algo=es", "algo.learning_rate=-0.01"],
+        "algo.learning_rate=-0.01 is invalid; valid: an Adam step size > 0",
+    ),
     (["algo.variant=chopra", "algo.population=0"], "algo.population=0 is invalid; valid: a positive integer"),
     (["algo.truncation=600"], "algo.truncation=600 is invalid; valid: 0 <= algo.truncation <= 500"),
     (["algo.variant=paper"], "algo.variant='paper' is invalid; valid: such2017, chopra"),
     (
         ["algo=ppo", "evaluator=ray"],
-        "evaluator=ray evaluates GA / random-search populations; algo=ppo does not",
+        "evaluator=ray evaluates GA / random-search / ES populations; algo=ppo does not",
     ),
     (
         ["algo.elite_candidates=1"],  # the previous elite alone: it could never be replaced

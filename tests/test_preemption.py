@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from neuroevo_bench import records
+from neuroevo_bench.algorithms.es import load_theta
 from tests.conftest import ROOT, process_tree
 
-# CartPole with 4 slots: generations of several seconds, checkpoints twice a second inside them
+# CartPole with 4 slots (GA unless an override names the algo): generations of several seconds, checkpoints twice a second inside them
 RUN = (
-    "algo=ga",
     "env=CartPole",
     "algo.slots=4",
     "budget.frames=250000",
@@ -38,8 +38,9 @@ class App:
     """The app in a subprocess, its output collected line by line."""
 
     def __init__(self, run_dir: Path, *overrides: str) -> None:
+        algo = () if any(o.startswith("algo=") for o in overrides) else ("algo=ga",)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "neuroevo_bench", *RUN, *overrides, f"hydra.run.dir={run_dir}"],
+            [sys.executable, "-m", "neuroevo_bench", *algo, *RUN, *overrides, f"hydra.run.dir={run_dir}"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -65,9 +66,12 @@ class App:
         return code, "".join(self.lines)
 
 
-def outcome(run_dir: Path) -> tuple[list[list[str]], list[int]]:
+def outcome(run_dir: Path) -> tuple[list[list[str]], list[int] | list[float]]:
+    """The curve's search columns and the final policy (GA: the champion's genome; ES: theta)."""
     with open(run_dir / "curve.csv") as f:
-        rows = [[row[k] for k in COMPARED] for row in csv.DictReader(f)]
+        rows = [[row.get(k, "") for k in COMPARED] for row in csv.DictReader(f)]
+    if (run_dir / "policy.npz").exists():
+        return rows, load_theta(run_dir)[1].tolist()
     return rows, json.loads((run_dir / "champion.json").read_text())["genome"]
 
 
@@ -141,6 +145,7 @@ def test_a_submitit_job_warned_by_sigusr2_is_requeued_and_resumes_by_itself(unin
         "neuroevo_bench",
         "-m",
         "hydra/launcher=slurm_local",
+        "algo=ga",
         *RUN,
         "resume=true",
     ]
@@ -165,3 +170,22 @@ def test_a_submitit_job_warned_by_sigusr2_is_requeued_and_resumes_by_itself(unin
     assert "interrupted" in log and "preempted" in log and "resuming at" in log
     assert json.loads((run_dir / records.RUN_JSON).read_text())["status"] == "ok"
     assert outcome(run_dir) == uninterrupted
+
+
+ES_RUN = ("algo=es", "algo.population=40", "algo.obs_norm=true")
+
+
+@pytest.mark.slow
+def test_es_stopped_mid_generation_then_resumed_equals_uninterrupted(tmp_path):
+    """ES resumes as the GA does: theta, Adam's moments, the normaliser and the generation in progress."""
+    code, out = App(tmp_path / "whole", *ES_RUN).finish()
+    assert code == 0, out
+    app = App(tmp_path / "cut", *ES_RUN)
+    app.wait_for("running")  # inside a generation
+    app.proc.send_signal(signal.SIGTERM)
+    code, out = app.finish()
+    assert code == 130, out
+    assert records.load_pickle(tmp_path / "cut" / records.CHECKPOINT)["algo"]["current"] is not None
+    code, out = App(tmp_path / "cut", *ES_RUN, "resume=true").finish()
+    assert code == 0, out
+    assert outcome(tmp_path / "cut") == outcome(tmp_path / "whole")

@@ -22,19 +22,16 @@ elite, which is random search (:mod:`neuroevo_bench.algorithms.random_search`).
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from neuroevo_bench.algorithms import ActFn, RunContext
-from neuroevo_bench.config import GA_VARIANTS, TRAIN_SEED_LIMIT
-from neuroevo_bench.envs import atari_episode_cap
-from neuroevo_bench.evaluation import LocalEvaluator, PopulationEvaluator, PopulationResult, unfinished
+from neuroevo_bench.algorithms.population import PopulationMethod
+from neuroevo_bench.config import GA_VARIANTS
+from neuroevo_bench.evaluation import unfinished
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
 from neuroevo_bench.policies import Network, flat_policy, make_network, network_from_spec, network_spec
 from neuroevo_bench.records import read_json, write_json
@@ -42,56 +39,7 @@ from neuroevo_bench.records import read_json, write_json
 CHAMPION_JSON = "champion.json"
 
 
-TICK_S = 0.25  # how often an evaluation's per-step callback does more than check for a stop request
-
-
-@dataclass
-class Generation:
-    """A generation in progress: what a mid-generation checkpoint holds to finish it exactly after a resume."""
-
-    seeds: tuple[int, int]  # env seeds of the population evaluation and of the elite validation
-    frames0: int  # the training ledger when the generation started
-    steps0: int
-    population: PopulationResult  # filled in place as episodes finish (NaN: not finished)
-    validation: PopulationResult | None = None
-
-
-def episode_frames_cap(env_cfg: Any, fitness_max_frames: int | None) -> int | None:
-    """The most frames one fitness episode can last: the env's episode cap or the fitness cap, whichever is
-    shorter; None when neither caps it."""
-    if env_cfg.kind == "atari":
-        return atari_episode_cap(env_cfg, fitness_max_frames)
-    steps = (env_cfg.kwargs or {}).get("max_episode_steps", gym.registry[env_cfg.id].max_episode_steps)
-    caps = [int(c) for c in (fitness_max_frames, None if steps is None else steps * env_cfg.frame_skip) if c]
-    return min(caps) if caps else None
-
-
-def make_evaluator(
-    ctx: RunContext, net: Network, store: ParamStore, slots: int, max_frames: int | None, shards: int = 1
-):
-    """The population evaluator named by the `evaluator` config group (local by default).
-
-    Both evaluate the population as `shards` contiguous shards in the same way, so for one config they give
-    identical results (see :mod:`neuroevo_bench.ray_evaluator`).
-    """
-    kind = (ctx.evaluator_cfg or {}).get("kind", "local")
-    if kind == "ray":
-        from neuroevo_bench.ray_evaluator import RayEvaluator
-
-        return RayEvaluator(ctx.evaluator_cfg, ctx.env_cfg, net, store, slots, max_frames, shards)
-    return LocalEvaluator(
-        ctx.env_cfg,
-        net,
-        store,
-        slots,
-        max_frames,
-        ctx.resources.env_threads,
-        shards,
-        str(ctx.resources.device),
-    )
-
-
-class GeneticAlgorithm:
+class GeneticAlgorithm(PopulationMethod):
     def __init__(
         self,
         ctx: RunContext,
@@ -112,7 +60,6 @@ class GeneticAlgorithm:
     ) -> None:
         if variant not in GA_VARIANTS:
             raise ValueError(f"algo.variant={variant!r} is invalid; valid: {', '.join(GA_VARIANTS)}")
-        self.ctx = ctx
         self.name = name
         self.paper = variant == "such2017"
         self.n, self.t = int(population), int(truncation)
@@ -122,57 +69,22 @@ class GeneticAlgorithm:
             int(elite_candidates),
             int(elite_episodes),
         )
-        self.net = make_network(network, ctx.env_info.observation_space, ctx.env_info.action_space)
-        self.network = self.net.describe()
-        self.noise_seed = int(ctx.seed if noise_seed is None else noise_seed)
-        self.noise = NoiseTable(self.noise_seed, int(noise_table_size), self.net.n_params)
-        self.store = ParamStore(self.noise, self.net.init_scale(), self.sigma)
         # The individuals evaluated each generation: N-1 new ones (such2017; the elite makes N), or all N.
         self.n_new = self.n - 1 if self.paper else self.n
-        slots = min(int(slots), self.n_new * self.episodes)
-        self.evaluator: PopulationEvaluator = make_evaluator(
-            ctx, self.net, self.store, slots, fitness_max_frames, int(shards)
+        net = make_network(network, ctx.env_info.observation_space, ctx.env_info.action_space)
+        self.noise_seed = int(ctx.seed if noise_seed is None else noise_seed)
+        self.noise = NoiseTable(self.noise_seed, int(noise_table_size), net.n_params)
+        self._start(
+            ctx, net, ParamStore(self.noise, net.init_scale(), self.sigma), slots, shards, fitness_max_frames
         )
         self.rng = np.random.default_rng(np.random.SeedSequence([int(ctx.seed), 0x6A]))
-        self.generation = 0
         self.population: list[Genome] = self._fresh(self.n_new)
         self.elite: Genome | None = None
         self.elite_score = float("nan")
-        self.last: dict[str, Any] = {}
-        self.exhausted = False
-        self.current: Generation | None = None  # the generation in progress, if any
-        self.frame_skip = int(ctx.env_cfg.frame_skip)
-        self._last_tick = time.perf_counter()
-        self._since = (0, self._last_tick)  # (frames, time) the running generation's frames/s count from
-        self._warn_if_budget_below_one_generation(fitness_max_frames)
-
-    @property
-    def untrained(self) -> bool:
-        """True while no generation has completed: the test policy is then an untrained network."""
-        return self.generation == 0
-
-    def _warn_if_budget_below_one_generation(self, fitness_max_frames: int | None) -> None:
-        """Say at the start when the budget holds one generation only if episodes end before their cap."""
-        episode_cap = episode_frames_cap(self.ctx.env_cfg, fitness_max_frames)
-        budget = self.ctx.ledger.cap
-        episodes = self.n_new * self.episodes + self.n_candidates * self.val_episodes
-        if episode_cap is None or budget is None or budget >= episodes * episode_cap:
-            return
-        print(
-            f"note: one {self.name} generation takes up to {episodes * episode_cap:,} frames ({self.n_new} "
-            f"individuals x {self.episodes} episodes + {self.n_candidates} elite candidates x "
-            f"{self.val_episodes}, each up to {episode_cap:,} frames); budget.frames={budget:,} completes one "
-            "only if episodes end sooner. A run that completes none reports an untrained network "
-            "(run.json: untrained=true).",
-            flush=True,
-        )
 
     # --- one generation -------------------------------------------------------------------------------
     def _fresh(self, k: int) -> list[Genome]:
         return [(int(o),) for o in self.noise.sample_offsets(self.rng, k)]
-
-    def _env_seed(self) -> int:
-        return int(self.rng.integers(0, TRAIN_SEED_LIMIT))
 
     def _candidates(self, order: np.ndarray) -> list[int]:
         """Elite candidates as indices into the population, -1 standing for the previous elite."""
@@ -191,14 +103,8 @@ class GeneticAlgorithm:
         or the run was asked to stop (then `self.current` keeps every finished episode, for the checkpoint).
         """
         ledger = self.ctx.ledger
-        if self.current is None:
-            seeds = (self._env_seed(), self._env_seed())  # population evaluation, elite validation
-            self.current = Generation(
-                seeds, ledger.frames, ledger.agent_steps, unfinished(self.n_new, self.episodes)
-            )
-        g = self.current
-        t0, frames_start = time.perf_counter(), self.frames_done()[0]
-        self._since = (frames_start, t0)
+        seeds = (self._env_seed(self.rng), self._env_seed(self.rng)) if self.current is None else (0, 0)
+        g = self._begin(seeds, unfinished(self.n_new, self.episodes))  # population evaluation, validation
         res = self.evaluator.evaluate(
             self.population, self.episodes, g.seeds[0], ledger, g.population, self._tick
         )
@@ -229,76 +135,16 @@ class GeneticAlgorithm:
             "generation_complete": True,
         }
         self.population = self._next_population(order, elite_index=candidates[best])
-        self.generation += 1
-        self.current = None
-        fps = (ledger.frames - frames_start) / max(time.perf_counter() - t0, 1e-9)
         fields = ("fitness_max", "fitness_mean", "fitness_median", "elite_score", "generation_frames")
-        self.ctx.log(
-            ledger.frames, {f"generation/{k}": self.last[k] for k in fields} | {"generation/fps": fps}
-        )
-        self.ctx.progress(
-            ledger.frames,
-            **{
-                "gen": self.generation,
-                "fps": fps,
+        self._end(
+            {k: self.last[k] for k in fields},
+            {
                 "fit max": self.last["fitness_max"],
                 "fit mean": self.last["fitness_mean"],
                 "elite": self.elite_score,
             },
         )
         return True
-
-    def frames_done(self) -> tuple[int, int]:
-        """Training (frames, agent steps) up to the last finished episode: the ledger as a checkpoint keeps it.
-
-        Within a generation the ledger also holds the frames of episodes still running (or, for the local
-        evaluator, nothing of the generation until an evaluation ends); an episode cut off by an interruption
-        is played again from its start after a resume, so only finished episodes count.
-        """
-        g = self.current
-        if g is None:
-            return self.ctx.ledger.frames, self.ctx.ledger.agent_steps
-        steps = int(g.population.lengths.sum()) + (
-            0 if g.validation is None else int(g.validation.lengths.sum())
-        )
-        return g.frames0 + steps * self.frame_skip, g.steps0 + steps
-
-    def _tick(self) -> bool:
-        """Called at every env step of an evaluation: progress lines and time-based checkpoints inside a long
-        generation (both throttled), and whether to stop (SIGINT/SIGTERM/SIGUSR2)."""
-        now = time.perf_counter()
-        if now - self._last_tick >= TICK_S:
-            self._last_tick = now
-            g = self.current
-            assert g is not None
-            done = [r for r in (g.population, g.validation) if r is not None]
-            finished = sum(int(np.isfinite(r.returns).sum()) for r in done)
-            candidates = self.n_candidates if g.validation is None else len(g.validation.returns)
-            total = g.population.returns.size + candidates * self.val_episodes
-            fitness = g.population.returns.mean(axis=1)  # NaN until an individual's episodes all finished
-            best = float(np.nanmax(fitness)) if np.isfinite(fitness).any() else float("nan")
-            frames, _ = self.frames_done()
-            frames_start, t_start = self._since  # this process's share of the generation
-            self.ctx.progress(
-                frames,
-                **{
-                    "gen": f"{self.generation + 1} running",
-                    "episodes": f"{finished}/{total}",
-                    "fps": (frames - frames_start) / max(now - t_start, 1e-9),
-                    "best fit so far": best,
-                },
-            )
-            self.ctx.checkpoint_if_due()
-        return self.ctx.stop.is_set()
-
-    def _incomplete(self, where: str) -> bool:
-        """An evaluation returned unfinished: stopped on request (keep the generation for the checkpoint), or
-        cut short by the budget cap."""
-        assert self.current is not None
-        if not self.ctx.stop.is_set():
-            self._cut_short(self.current.frames0, where)
-            self.current = None
-        return False
 
     def parents(self, order: np.ndarray, elite_index: int) -> list[Genome]:
         """The T parents of the next generation.
@@ -327,36 +173,16 @@ class GeneticAlgorithm:
         return children if self.paper else [self.elite, *children]
 
     def _cut_short(self, frames0: int, where: str) -> None:
-        """Record that the budget cap stopped generation `self.generation` (0-based) before it completed.
-
-        `generation` in the curve counts completed generations, so this row keeps that count; its population
-        statistics are left empty rather than repeating the previous generation's; the elite (the test
-        policy) is unchanged.
-        """
-        self.exhausted = True
-        self.last = {
-            "elite_score": self.elite_score,
-            "generation_complete": False,
-            "cut_short_generation": self.generation,
-            "cut_short_in": where,
-            "cut_short_frames": self.ctx.ledger.frames - frames0,
-        }
+        super()._cut_short(frames0, where)
+        self.last["elite_score"] = self.elite_score  # the elite (the test policy) is unchanged
 
     # --- Algorithm protocol -----------------------------------------------------------------------------
-    def train_until(self, frames: int) -> bool:
-        while self.ctx.ledger.frames < frames and not self.exhausted and not self.ctx.stop.is_set():
-            self.step_generation()
-        return not self.exhausted
-
     def champion(self) -> Genome:
         """The elite; before the first generation completes, the first individual (an untrained network)."""
         return self.elite if self.elite is not None else self.population[0]
 
     def policy(self) -> ActFn:
         return flat_policy(self.net, self.store.rebuild(self.champion()))
-
-    def curve_stats(self) -> dict[str, Any]:
-        return {"generation": self.generation, **{k: v for k, v in self.last.items() if k != "generation"}}
 
     def save_policy(self, run_dir: Path) -> None:
         write_json(
@@ -395,9 +221,6 @@ class GeneticAlgorithm:
         self.last = state["last"]
         self.exhausted = state["exhausted"]
         self.current = state["current"]
-
-    def close(self) -> None:
-        self.evaluator.close()
 
 
 def load_champion(run_dir: Path) -> tuple[Network, torch.Tensor]:
