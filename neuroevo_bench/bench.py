@@ -9,6 +9,8 @@ prints the ratio: on a shared machine only ratios measured together mean anythin
 - eval_vs_ideal: the slot evaluator against ideal loops on the same vector env with no bookkeeping: (a) the
   same slots, every slot always busy; (b) N x E envs where each individual's E episodes share one network.
   Goal >= 60 % of (a).
+- es_vs_ga: frames/s of ES generations against GA generations, same slots, network, episodes per fitness and
+  population size, both after 3 warm-up generations (a mid-training mix of episode lengths). Goal >= 0.9.
 - sb3_overhead, atari, ray: the sections of the SB3, Atari and Ray modules (skipped when unavailable).
 """
 
@@ -28,7 +30,9 @@ import torch
 from omegaconf import OmegaConf
 
 from neuroevo_bench.algorithms import RunContext
+from neuroevo_bench.algorithms.es import EvolutionStrategies
 from neuroevo_bench.algorithms.ga import GeneticAlgorithm
+from neuroevo_bench.algorithms.population import PopulationMethod
 from neuroevo_bench.envs import Ledger, make_vector_env
 from neuroevo_bench.evaluation import LocalEvaluator
 from neuroevo_bench.genome import Genome, NoiseTable, ParamStore
@@ -55,15 +59,16 @@ def cartpole_setup(seed: int = 0):
     return net, store
 
 
+def cartpole_ctx() -> RunContext:
+    resources = OmegaConf.create({"env_threads": 1, "device": "cpu"})
+    return RunContext(env_cfg=CARTPOLE, ledger=Ledger(), seed=0, resources=resources)
+
+
 def cartpole_ga(population: int, slots: int = SLOTS) -> GeneticAlgorithm:
     """The project's GA on CartPole-v1 with the given population, outside the runner (no budget cap)."""
-    ctx = RunContext(
-        env_cfg=CARTPOLE,
-        ledger=Ledger(),
-        seed=0,
-        resources=OmegaConf.create({"env_threads": 1, "device": "cpu"}),
+    return GeneticAlgorithm(
+        cartpole_ctx(), population=population, slots=slots, noise_table_size=2**22, network=MLP
     )
-    return GeneticAlgorithm(ctx, population=population, slots=slots, noise_table_size=2**22, network=MLP)
 
 
 def evolved_population(store: ParamStore, n: int, generations: int) -> list[Genome]:
@@ -203,9 +208,53 @@ def bench_eval_vs_ideal(quick: bool) -> dict[str, Any]:
     }
 
 
+# --- es_vs_ga ------------------------------------------------------------------------------------------------
+def generation_fps(algo: PopulationMethod) -> float:
+    """Training frames/s of one complete generation."""
+    frames0, t0 = algo.ctx.ledger.frames, time.perf_counter()
+    algo.step_generation()
+    return (algo.ctx.ledger.frames - frames0) / (time.perf_counter() - t0)
+
+
+def bench_es_vs_ga(quick: bool) -> dict[str, Any]:
+    """The same work for both: after 3 GA generations, the GA's next generation against an ES generation
+    centred on the GA's elite (same sigma, so its pairs play episodes as long as the GA's children); each
+    repetition replays that same generation from the same state."""
+    kwargs = {"population": 500, "episodes_per_fitness": 3, "slots": SLOTS, "network": MLP}
+    ga = GeneticAlgorithm(cartpole_ctx(), **kwargs)
+    es = EvolutionStrategies(cartpole_ctx(), obs_norm=True, **kwargs)  # the normaliser's bookkeeping included
+    for _ in range(3):
+        ga.step_generation()
+    ga_state, es_state = copy.deepcopy(ga.state_dict()), copy.deepcopy(es.state_dict())
+    k = es.k  # the normaliser's entries: its prior statistics (mean 0, std 1) leave observations unchanged
+    es_state["center"][k:] = ga.store.rebuild(ga.champion())
+    ga_fps, es_fps, lengths = [], [], []
+    for _ in range(1 if quick else 3):  # interleaved, so load changes hit both alike
+        ga.load_state_dict(copy.deepcopy(ga_state))
+        es.load_state_dict(copy.deepcopy(es_state))
+        ga_fps.append(generation_fps(ga))
+        es_fps.append(generation_fps(es))
+        lengths.append((ga.last["generation_frames"], es.last["generation_frames"]))
+    ga.close()
+    es.close()
+    g, e = max(ga_fps), max(es_fps)
+    (ga_frames, es_frames) = lengths[-1]
+    return {
+        "name": "es_vs_ga",
+        "project_fps": e,
+        "reference_fps": g,
+        "ratio": e / g,
+        "goal": 0.9,
+        "detail": f"ES generation {e / 1e3:.0f}k fps ({es_frames:,} frames) vs GA generation {g / 1e3:.0f}k fps "
+        f"({ga_frames:,} frames; CartPole, N=500 x 3 episodes, {SLOTS} slots, 4-64-64-2 MLP, ES centred on "
+        "the GA's elite, with its observation normaliser)",
+    }
+
+
 SECTIONS: dict[str, Callable[[bool], dict[str, Any] | list[dict[str, Any]]]] = {
     "ga_vs_naive": bench_ga_vs_naive,
     "eval_vs_ideal": bench_eval_vs_ideal,
+    "es_vs_ga": bench_es_vs_ga,
 }
 OPTIONAL_SECTIONS = {
     "sb3_overhead": "neuroevo_bench.algorithms.sb3:benchmark",

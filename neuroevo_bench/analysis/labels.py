@@ -21,8 +21,8 @@ __all__ = [
 ]
 
 # Known algorithms first, in this order (the subject of the study first, then its baselines); others by name.
-ALGO_ORDER = ("ga", "random", "a2c", "ppo")
-ALGO_LABELS = {"ga": "GA", "random": "Random search", "a2c": "A2C", "ppo": "PPO"}
+ALGO_ORDER = ("ga", "random", "es", "a2c", "ppo", "dqn")
+ALGO_LABELS = {"ga": "GA", "random": "Random search", "es": "ES", "a2c": "A2C", "ppo": "PPO", "dqn": "DQN"}
 
 
 def order_algos(algos: Iterable[str]) -> list[str]:

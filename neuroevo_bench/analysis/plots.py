@@ -39,10 +39,11 @@ __all__ = [
 
 Color = tuple[float, float, float]
 
-# Index into seaborn's "colorblind" palette per known algorithm: blue, orange, green, purple. Red-ish index 3
-# is left out next to orange; unknown algorithms take the remaining colours in name order.
-_FIXED_COLOURS = {"ga": 0, "random": 1, "a2c": 2, "ppo": 4}
-_SPARE_COLOURS = (3, 5, 9, 8, 6, 7)
+# Index into seaborn's "colorblind" palette per known algorithm: GA blue, random search orange, ES vermilion,
+# A2C green, PPO purple, DQN brown (random search and ES also differ by marker); unknown algorithms take the
+# remaining colours in name order.
+_FIXED_COLOURS = {"ga": 0, "random": 1, "es": 3, "a2c": 2, "ppo": 4, "dqn": 5}
+_SPARE_COLOURS = (9, 7, 6, 8)
 _BAND_ALPHA = 0.2
 
 
@@ -185,8 +186,8 @@ def plot_curves(
 
 
 # Marker per known algorithm (distinct shapes, legible in grey print); unknown algorithms cycle the spares.
-_FIXED_MARKERS = {"ga": "o", "random": "s", "a2c": "^", "ppo": "D"}
-_SPARE_MARKERS = ("v", "P", "X", "*", "<", ">")
+_FIXED_MARKERS = {"ga": "o", "random": "s", "es": "P", "a2c": "^", "ppo": "D", "dqn": "v"}
+_SPARE_MARKERS = ("X", "*", "<", ">")
 _MARKERS_PER_LINE = 4
 
 
