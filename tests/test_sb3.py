@@ -377,3 +377,66 @@ def test_overhead_benchmark_trains_exactly_like_bare_sb3():
     assert row["totals"]["harness"]["frames"] == 2000  # A2C zoo rollouts are 40 frames: 1000, 2000 exactly
     assert row["totals"]["bare"]["frames"] >= 2000
     assert row["ratio"] == row["project_fps"] / row["reference_fps"] > 0
+
+
+def test_dqn_on_pong_charges_every_step_and_records_the_atari_set(make_cfg, tmp_path):
+    """The zoo's atari DQN set (buffer and learning_starts cut down): Nature CNN Q-network on uint8 frames, every
+    step charged (the random-action steps before learning_starts too), exact cap, reload."""
+    cfg = make_cfg(
+        "algo=dqn", "env=Pong", "env.max_episode_frames=2000", "algo.learning_starts=64", "algo.buffer_size=1000",
+        "budget.frames=1100", "eval.every_frames=1100", "eval.episodes=1", *QUIET,
+    )  # fmt: skip
+    info = run(cfg, tmp_path)
+    rows = read_curve(tmp_path)
+    assert info["status"] == "ok"
+    assert info["hyperparams_source"] == f"{ZOO} dqn.yml atari"
+    hp = info["hyperparams"]
+    assert hp["sources"]["buffer_size"] == "config" and hp["sources"]["optimize_memory_usage"] == "zoo"
+    assert (hp["values"]["train_freq"], hp["values"]["clip_reward"], hp["sources"]["clip_reward"]) == (
+        4,
+        True,
+        "zoo",
+    )
+    assert any(
+        note.startswith("env_wrapper AtariWrapper is replaced by the protocol env") for note in hp["notes"]
+    )
+    assert info["network"] == "SB3 DQN CnnPolicy: Nature CNN 4x84x84 -> 512 (ReLU), q 512-6 (+ a target copy)"
+    # 275 steps of 4 frames = 1100 exactly; train_freq 4: 68 whole rollouts, the 69th cut after 3 steps
+    assert info["train_frames"] == 1100 and info["agent_steps"] == 275
+    assert (int(rows[-1]["rollouts"]), int(rows[-1]["unused_frames"])) == (68, 12)
+    assert info["eval_frames"] == 2 * 2000  # eval at 0 and at the end, one episode cut at 2000 frames each
+    assert replay_score(tmp_path).mean() == info["final_score"]
+
+
+def test_dqn_state_dict_carries_replay_buffer_and_counters(make_cfg):
+    """A resumed DQN continues from the same replay buffer, weights (online and target) and target-update count."""
+    cfg = make_cfg("algo=dqn", "env=CartPole", "algo.learning_starts=256")
+    ledger, fresh_ledger = Ledger(cap=4096), Ledger(cap=4096)
+    first, second = (
+        instantiate(cfg.algo, _partial_=True)(
+            ctx=RunContext(env_cfg=cfg.env, ledger=lg, seed=0, resources=cfg.resources)
+        )
+        for lg in (ledger, fresh_ledger)
+    )
+    try:
+        first.train_until(1024)
+        fresh_ledger.frames, fresh_ledger.agent_steps = ledger.frames, ledger.agent_steps  # the runner's job
+        second.load_state_dict(first.state_dict())
+        a, b = first.model, second.model
+        for p, q in zip(a.q_net_target.parameters(), b.q_net_target.parameters(), strict=True):
+            assert torch.equal(p, q)
+        assert b.replay_buffer.pos == a.replay_buffer.pos == 1024
+        np.testing.assert_array_equal(
+            b.replay_buffer.observations[:1024], a.replay_buffer.observations[:1024]
+        )
+        assert b._n_calls == a._n_calls == 1024 and b._n_updates == a._n_updates > 0
+        assert second.train_until(2048) and fresh_ledger.frames == 2048 and b.replay_buffer.pos == 2048
+    finally:
+        first.close()
+        second.close()
+
+
+def test_dqn_overhead_benchmark_trains_exactly_like_bare_sb3():
+    row = benchmark(quick=True, frames=2048, chunks=2, algo="dqn")
+    assert row["name"] == "dqn_overhead" and row["identical_training"]
+    assert row["totals"]["harness"]["frames"] == row["totals"]["bare"]["frames"] == 2048  # 8 x train_freq 256
