@@ -129,12 +129,12 @@ class SB3VecEnv(VecEnv):
         return [getattr(self.counted.env, attr_name)] * len(self._indices(indices))
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        raise NotImplementedError("SB3VecEnv does not set sub-env attributes (A2C/PPO never need it)")
+        raise NotImplementedError("SB3VecEnv does not set sub-env attributes (A2C/PPO/DQN never need it)")
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: Any = None, **kwargs: Any
     ) -> list[Any]:
-        raise NotImplementedError("SB3VecEnv does not call sub-env methods (A2C/PPO never need it)")
+        raise NotImplementedError("SB3VecEnv does not call sub-env methods (A2C/PPO/DQN never need it)")
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
         return [False] * len(self._indices(indices))
