@@ -9,9 +9,11 @@ prints the ratio: on a shared machine only ratios measured together mean anythin
 - eval_vs_ideal: the slot evaluator against ideal loops on the same vector env with no bookkeeping: (a) the
   same slots, every slot always busy; (b) N x E envs where each individual's E episodes share one network.
   Goal >= 60 % of (a).
-- es_vs_ga: frames/s of ES generations against GA generations, same slots, network, episodes per fitness and
-  population size, both after 3 warm-up generations (a mid-training mix of episode lengths). Goal >= 0.9.
-- sb3_overhead, atari, ray: the sections of the SB3, Atari and Ray modules (skipped when unavailable).
+- es_vs_ga: an ES generation's frames/s against a GA generation's (CartPole, N=500 x 3 episodes, same slots
+  and network); after 3 GA generations, ES is centred on the GA's elite, so both play episodes of the same
+  lengths. Goal >= 0.9.
+- sb3_overhead (A2C), dqn_overhead, atari, ray: the sections of the SB3, Atari and Ray modules (skipped when
+  unavailable).
 """
 
 from __future__ import annotations
@@ -258,6 +260,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any] | list[dict[str, Any]]]] = {
 }
 OPTIONAL_SECTIONS = {
     "sb3_overhead": "neuroevo_bench.algorithms.sb3:benchmark",
+    "dqn_overhead": "neuroevo_bench.algorithms.sb3:benchmark_dqn",
     "atari": "neuroevo_bench.bench_atari:benchmark",
     "ray": "neuroevo_bench.ray_evaluator:benchmark",
 }

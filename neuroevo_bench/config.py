@@ -268,11 +268,11 @@ def validate(cfg: DictConfig) -> None:
         validate_es(cfg)
     elif "population" in cfg.algo:
         validate_neuroevolution(cfg)
-    if "n_steps" in cfg.algo:
-        validate_sb3(cfg)
     from neuroevo_bench.envs import check_env_config  # gymnasium's registry: only once the values are fine
 
     check_env_config(cfg.env)
+    if cfg.algo.name in SB3_ALGOS:  # after the env's checks: DQN reads the env's action space
+        validate_sb3(cfg)
 
 
 GA_VARIANTS = ("such2017", "chopra")
@@ -303,73 +303,98 @@ def validate_neuroevolution(cfg: DictConfig) -> None:
         )
 
 
-# --- Stable-Baselines3 A2C / PPO (neuroevo_bench.algorithms.sb3) --------------------------------------------
-# Defaults are SB3's own; conf/algo/{a2c,ppo}.yaml restate them and conf/algo_env/<algo>_<env>.yaml merges the
-# rl-baselines3-zoo tuned values for an env on top. A schedule (`learning_rate`, `clip_range`) is a number or
-# `{schedule: linear, initial: <x>}` (optionally `final: <y>`, default 0), decaying over the run's budget of
-# agent steps (budget.frames / env.frame_skip): the zoo's `lin_<x>`.
+# --- Stable-Baselines3 A2C / PPO / DQN (neuroevo_bench.algorithms.sb3, neuroevo_bench.zoo) ---------------------
+# Every hyperparameter defaults to null: the rl-baselines3-zoo's value for the env when the zoo's file sets it (read
+# from the installed rl_zoo3 package), else SB3's default; a value in the config (CLI, experiment) wins. run.json
+# records each value and its source. A schedule (`learning_rate`, `clip_range`) is a number or
+# `{schedule: linear, initial: <x>}` (optionally `final: <y>`, default 0), decaying over the run's budget of agent
+# steps (budget.frames / env.frame_skip): the zoo's `lin_<x>`.
 
-SB3_POLICIES = ("MlpPolicy", "CnnPolicy")
+SB3_ALGOS = ("a2c", "ppo", "dqn")
 SCHEDULE_KINDS = ("linear",)
 
 
 @dataclass
 class SB3Config:
-    """What A2C and PPO share. `hyperparams_source` names the tuned set in use; it is stored in run.json."""
+    """What A2C, PPO and DQN share; null = the zoo's value for this env, else the default."""
 
     _target_: str = MISSING
     name: str = MISSING
-    hyperparams_source: str = "stable-baselines3 defaults (no tuned set for this env)"
-    policy: str = "MlpPolicy"
-    n_envs: int = 1
-    learning_rate: Any = 7e-4
-    n_steps: int = 5
-    gamma: float = 0.99
-    gae_lambda: float = 1.0
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    normalize_advantage: bool = False
-    clip_reward: bool = False  # sign of the reward as the training signal only (zoo's AtariWrapper)
-    policy_kwargs: dict[str, Any] = field(default_factory=dict)
+    zoo: bool = True  # false: ignore the zoo (SB3's defaults, and the config's values)
+    policy: str | None = None  # MlpPolicy | CnnPolicy (default: CnnPolicy on Atari)
+    n_envs: int | None = None
+    learning_rate: Any = None
+    gamma: float | None = None
+    max_grad_norm: float | None = None
+    clip_reward: bool | None = None  # sign of the reward as the training signal only (zoo's AtariWrapper)
+    normalize: Any = (
+        None  # VecNormalize: true, or {norm_obs: bool, norm_reward: bool} (the zoo's `normalize`)
+    )
+    policy_kwargs: Any = None  # e.g. {net_arch: [256, 256], activation_fn: torch.nn.ReLU}
 
 
 @dataclass
-class A2CConfig(SB3Config):
+class OnPolicyConfig(SB3Config):
+    n_steps: int | None = None
+    gae_lambda: float | None = None
+    ent_coef: float | None = None
+    vf_coef: float | None = None
+    normalize_advantage: bool | None = None
+    use_sde: bool | None = None
+    sde_sample_freq: int | None = None
+
+
+@dataclass
+class A2CConfig(OnPolicyConfig):
     _target_: str = "neuroevo_bench.algorithms.sb3.A2CBaseline"
     name: str = "a2c"
-    use_rms_prop: bool = True
-    rms_prop_eps: float = 1e-5
+    use_rms_prop: bool | None = None
+    rms_prop_eps: float | None = None
 
 
 @dataclass
-class PPOConfig(SB3Config):
+class PPOConfig(OnPolicyConfig):
     _target_: str = "neuroevo_bench.algorithms.sb3.PPOBaseline"
     name: str = "ppo"
-    learning_rate: Any = 3e-4
-    n_steps: int = 2048
-    gae_lambda: float = 0.95
-    normalize_advantage: bool = True
-    batch_size: int = 64
-    n_epochs: int = 10
-    clip_range: Any = 0.2
+    batch_size: int | None = None
+    n_epochs: int | None = None
+    clip_range: Any = None
     clip_range_vf: Any = None
     target_kl: float | None = None
 
 
+@dataclass
+class DQNConfig(SB3Config):
+    _target_: str = "neuroevo_bench.algorithms.sb3.DQNBaseline"
+    name: str = "dqn"
+    buffer_size: int | None = None
+    learning_starts: int | None = None
+    batch_size: int | None = None
+    tau: float | None = None
+    train_freq: Any = None  # agent steps (per sub-env) between updates; the zoo's [n, step] is n
+    gradient_steps: int | None = None  # -1: as many as steps collected
+    optimize_memory_usage: bool | None = None
+    n_steps: int | None = None  # n-step returns
+    target_update_interval: int | None = None
+    exploration_fraction: float | None = None
+    exploration_initial_eps: float | None = None
+    exploration_final_eps: float | None = None
+
+
 ConfigStore.instance().store(group="schema/algo", name="a2c", node=A2CConfig)
 ConfigStore.instance().store(group="schema/algo", name="ppo", node=PPOConfig)
+ConfigStore.instance().store(group="schema/algo", name="dqn", node=DQNConfig)
 
 
 def validate_schedule(value: Any, key: str, allow_none: bool = False) -> None:
     """A number > 0 or `{schedule: linear, initial: x > 0, final: y >= 0}`."""
     if value is None and allow_none:
         return
+    valid = "a number > 0, or {schedule: linear, initial: <x>} (optionally final: <y>, default 0)"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value > 0:
             return
-        raise ConfigError(f"{key}={value!r} is invalid: it must be > 0")
-    valid = "a number > 0, or {schedule: linear, initial: <x>} (optionally final: <y>, default 0)"
+        raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}")
     if not isinstance(value, (dict, DictConfig)):
         raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}")
     extra = set(value) - {"schedule", "initial", "final"}
@@ -382,40 +407,114 @@ def validate_schedule(value: Any, key: str, allow_none: bool = False) -> None:
         raise ConfigError(f"{key}={dict(value)!r} is invalid (need initial > 0, final >= 0); valid: {valid}")
 
 
-def validate_sb3(cfg: DictConfig) -> None:
-    """SB3 values and the one cross-field rule: the budget must hold at least one full rollout."""
-    a = cfg.algo
-    _integer(cfg, "algo.n_envs", 1, MAX_SUB_ENVS, SUB_ENVS_WHY)
-    _integer(cfg, "algo.n_steps")
-    if a.policy not in SB3_POLICIES:
-        raise ConfigError(f"algo.policy={a.policy!r}; valid: {', '.join(SB3_POLICIES)}")
-    if not 0 < a.gamma <= 1:
-        raise ConfigError(f"algo.gamma={a.gamma} is invalid: it must be in (0, 1]")
-    if not 0 <= a.gae_lambda <= 1:
-        raise ConfigError(f"algo.gae_lambda={a.gae_lambda} is invalid: it must be in [0, 1]")
-    for key in ("ent_coef", "vf_coef"):
-        if not a[key] >= 0:
-            raise ConfigError(f"algo.{key}={a[key]} is invalid: it must be >= 0")
-    if not a.max_grad_norm > 0:
-        raise ConfigError(f"algo.max_grad_norm={a.max_grad_norm} is invalid: it must be > 0")
-    validate_schedule(a.learning_rate, "algo.learning_rate")
-    if "clip_range" in a:
-        validate_schedule(a.clip_range, "algo.clip_range")
-        validate_schedule(a.clip_range_vf, "algo.clip_range_vf", allow_none=True)
-        _integer(cfg, "algo.batch_size")
-        _integer(cfg, "algo.n_epochs")
-        if a.batch_size > a.n_steps * a.n_envs:
-            raise ConfigError(
-                f"algo.batch_size={a.batch_size} is larger than one rollout (algo.n_steps * algo.n_envs = "
-                f"{a.n_steps * a.n_envs}); valid: 1 <= batch_size <= n_steps * n_envs"
-            )
-    rollout_frames = a.n_steps * a.n_envs * cfg.env.frame_skip
-    if cfg.budget.frames < rollout_frames:
-        raise ConfigError(
-            f"budget.frames={cfg.budget.frames} is smaller than one {a.name} rollout (algo.n_steps * "
-            f"algo.n_envs * env.frame_skip = {rollout_frames} frames): no update would ever happen; raise "
-            "budget.frames or lower algo.n_steps / algo.n_envs"
+def _in_range(v: dict[str, Any], key: str, low: float, high: float | None, closed_low: bool = True) -> None:
+    """algo.<key> must be a number in [low, high] ((low, high] when not closed_low)."""
+    x = v[key]
+    number = isinstance(x, (int, float)) and not isinstance(x, bool)
+    ok = number and (x >= low if closed_low else x > low) and (high is None or x <= high)
+    if not ok:
+        lo = "[" if closed_low else "("
+        valid = (
+            f"a number in {lo}{low}, {high}]"
+            if high is not None
+            else f"a number {'>=' if closed_low else '>'} {low}"
         )
+        raise ConfigError(f"algo.{key}={x!r} is invalid; valid: {valid}")
+
+
+def _positive_int(v: dict[str, Any], key: str, low: int = 1, why: str = "") -> None:
+    x = v[key]
+    if not (isinstance(x, int) and not isinstance(x, bool) and x >= low):
+        valid = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+        raise ConfigError(f"algo.{key}={x!r} is invalid; valid: {valid}{why}")
+
+
+def validate_sb3(cfg: DictConfig) -> Any:
+    """The hyperparameters as resolved (config > zoo > default, :func:`neuroevo_bench.zoo.resolve`), each checked.
+
+    A bad value is named by its key (`algo.learning_rate`), whether the config or the zoo gave it; and the one
+    cross-field rule: the budget must hold at least one rollout (A2C/PPO) or one `train_freq` block (DQN).
+    Returns the :class:`~neuroevo_bench.zoo.Resolved` hyperparameters.
+    """
+    from neuroevo_bench.zoo import SB3_POLICIES, resolve
+
+    given = OmegaConf.to_container(cfg.algo, resolve=True)
+    assert isinstance(given, dict)
+    frame_stack = int(OmegaConf.select(cfg, "env.atari.frame_stack", default=4))
+    r = resolve(str(cfg.algo.name), given, str(cfg.env.id), str(cfg.env.kind), frame_stack)
+    v = r.values
+    n_envs = v["n_envs"]
+    if not (isinstance(n_envs, int) and 1 <= n_envs <= MAX_SUB_ENVS):
+        raise ConfigError(
+            f"algo.n_envs={n_envs!r} is invalid; valid: 1 <= algo.n_envs <= {MAX_SUB_ENVS}{SUB_ENVS_WHY}"
+        )
+    if v["policy"] not in SB3_POLICIES:
+        raise ConfigError(f"algo.policy={v['policy']!r}; valid: {', '.join(SB3_POLICIES)}")
+    _in_range(v, "gamma", 0, 1, closed_low=False)
+    _in_range(v, "max_grad_norm", 0, None, closed_low=False)
+    validate_schedule(v["learning_rate"], "algo.learning_rate")
+    normalize = v["normalize"]
+    if not (
+        normalize is False or (isinstance(normalize, dict) and set(normalize) == {"norm_obs", "norm_reward"})
+    ):
+        raise ConfigError(
+            f"algo.normalize={normalize!r} is invalid; valid: false, true, or {{norm_obs: <bool>, norm_reward: <bool>}}"
+        )
+    if not isinstance(v["policy_kwargs"], dict):
+        raise ConfigError(
+            f"algo.policy_kwargs={v['policy_kwargs']!r} is invalid; valid: a mapping, e.g. {{net_arch: [64, 64]}}"
+        )
+    rollout_steps = _validate_dqn(cfg, v) if r.algo == "dqn" else _validate_on_policy(v)
+    rollout_frames = rollout_steps * v["n_envs"] * cfg.env.frame_skip
+    if cfg.budget.frames < rollout_frames:
+        what = "algo.train_freq" if r.algo == "dqn" else "algo.n_steps"
+        raise ConfigError(
+            f"budget.frames={cfg.budget.frames} is smaller than one {r.algo} rollout ({what} * "
+            f"algo.n_envs * env.frame_skip = {rollout_frames} frames): no update would ever happen; raise "
+            f"budget.frames or lower {what} / algo.n_envs"
+        )
+    return r
+
+
+def _validate_on_policy(v: dict[str, Any]) -> int:
+    _positive_int(v, "n_steps")
+    _in_range(v, "gae_lambda", 0, 1)
+    for key in ("ent_coef", "vf_coef"):
+        _in_range(v, key, 0, None)
+    if "clip_range" in v:
+        validate_schedule(v["clip_range"], "algo.clip_range")
+        validate_schedule(v["clip_range_vf"], "algo.clip_range_vf", allow_none=True)
+        _positive_int(v, "batch_size")
+        _positive_int(v, "n_epochs")
+        if v["batch_size"] > v["n_steps"] * v["n_envs"]:
+            raise ConfigError(
+                f"algo.batch_size={v['batch_size']} is larger than one rollout (algo.n_steps * algo.n_envs = "
+                f"{v['n_steps'] * v['n_envs']}); valid: 1 <= batch_size <= n_steps * n_envs"
+            )
+    return int(v["n_steps"])
+
+
+def _validate_dqn(cfg: DictConfig, v: dict[str, Any]) -> int:
+    for key in ("buffer_size", "batch_size", "train_freq", "n_steps", "target_update_interval"):
+        _positive_int(v, key)
+    _positive_int(v, "learning_starts", low=0)
+    if v["gradient_steps"] != -1:
+        _positive_int(v, "gradient_steps", why=" (or -1: as many as steps collected)")
+    _in_range(v, "tau", 0, 1, closed_low=False)
+    for key in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
+        _in_range(v, key, 0, 1)
+    if cfg.env.kind == "gym":  # ALE games have discrete actions
+        import gymnasium as gym
+
+        env = gym.make(str(cfg.env.id), **OmegaConf.to_container(cfg.env.kwargs, resolve=True))  # type: ignore[arg-type]
+        space = env.action_space
+        env.close()
+        if not isinstance(space, gym.spaces.Discrete):
+            raise ConfigError(
+                f"algo=dqn needs discrete actions, but env.id={cfg.env.id!r} has action space {space}; valid: an "
+                "env with a Discrete action space (or algo=a2c / algo=ppo for continuous actions)"
+            )
+    return int(v["train_freq"])
 
 
 def _positive(cfg: DictConfig, key: str, what: str) -> None:

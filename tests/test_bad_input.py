@@ -56,6 +56,29 @@ REFUSED = [
     (["checkpoint_every_s=0"], "checkpoint_every_s=0.0 is invalid; valid: a number of seconds > 0"),
     (["budget.frames=-5"], "budget.frames=-5 is invalid"),
     (["algo=a2c", "algo.n_steps=0"], "algo.n_steps=0 is invalid; valid: a positive integer"),
+    (
+        ["algo=dqn", "algo.learning_rate=0"],
+        "algo.learning_rate=0 is invalid; valid: a number > 0, or {schedule:",
+    ),
+    (["algo=ppo", "algo.learning_rate=-0.001"], "algo.learning_rate=-0.001 is invalid; valid: a number > 0"),
+    (
+        ["algo=a2c", "algo.learning_rate={schedule:linear,initial:0}"],
+        "algo.learning_rate={'schedule': 'linear', 'initial': 0} is invalid (need initial > 0, final >= 0)",
+    ),
+    (
+        ["algo=dqn", "env=gym", "env.id=Pendulum-v1"],
+        "algo=dqn needs discrete actions, but env.id='Pendulum-v1' has action space Box(-2.0, 2.0, (1,), float32);"
+        " valid: an env with a Discrete action space (or algo=a2c / algo=ppo for continuous actions)",
+    ),
+    (["algo=dqn", "algo.train_freq=0"], "algo.train_freq=0 is invalid; valid: a positive integer"),
+    (
+        ["algo=dqn", "algo.exploration_final_eps=1.5"],
+        "algo.exploration_final_eps=1.5 is invalid; valid: a number in",
+    ),
+    (
+        ["algo=ppo", "algo.normalize=maybe"],
+        "algo.normalize='maybe' is invalid; valid: false, true, or {norm_obs:",
+    ),
     (["algo.population=1"], "algo.population=1 is invalid; valid: an integer >= 2 (such2017: the elite"),
     (["algo=es", "algo.sigma=0"], "algo.sigma=0.0 is invalid; valid: a noise standard deviation > 0"),
     (

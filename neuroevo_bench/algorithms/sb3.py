@@ -1,4 +1,4 @@
-"""Stable-Baselines3 A2C and PPO, trained on the harness's own envs and charged like every other algorithm.
+"""Stable-Baselines3 A2C, PPO and DQN, trained on the harness's own envs and charged like every other algorithm.
 
 The only module that imports `stable_baselines3`. Reading order:
 
@@ -7,18 +7,22 @@ The only module that imports `stable_baselines3`. Reading order:
    observation in the step that ends an episode, so the factory builds the env with same-step auto-reset.
 2. :class:`BudgetCallback` — SB3's `total_timesteps` is only a lower bound (whole rollouts; SB3 issue #366), so a
    callback stops the rollout before a vector step could take the ledger past the budget cap.
-3. :class:`SB3Baseline` (:class:`A2CBaseline`, :class:`PPOBaseline`) — the runner's Algorithm protocol.
+3. :class:`SB3Baseline` (:class:`A2CBaseline`, :class:`PPOBaseline`, :class:`DQNBaseline`) — the runner's
+   Algorithm protocol, built from the hyperparameters :mod:`neuroevo_bench.zoo` resolves (config > the
+   rl-baselines3-zoo's tuned values for the env > SB3's defaults).
 4. :func:`load_policy` — the saved final model as a greedy act function; :func:`benchmark` — harness overhead.
 
-Schedules (`learning_rate`, `clip_range`) decay over the run's budget in agent steps (budget.frames /
-frame_skip), which is what the rl-baselines3-zoo's `lin_<x>` means for its `n_timesteps`, no matter how many
-`learn()` calls the eval schedule splits training into.
+Schedules (`learning_rate`, `clip_range`) and DQN's exploration decay over the run's budget in agent steps
+(budget.frames / frame_skip), which is what the zoo's `lin_<x>` and `exploration_fraction` mean for its
+`n_timesteps`, no matter how many `learn()` calls the eval schedule splits training into. A "rollout" is what
+one `learn()` iteration collects before it updates: `n_steps` vector steps (A2C/PPO) or `train_freq` (DQN).
 """
 
 from __future__ import annotations
 
 import io
 import math
+import pickle
 import time
 from collections import deque
 from pathlib import Path
@@ -27,21 +31,23 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
-from stable_baselines3 import A2C, PPO
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.torch_layers import NatureCNN
 from stable_baselines3.common.utils import LinearSchedule
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from neuroevo_bench.algorithms import ActFn, RunContext
 from neuroevo_bench.config import TRAIN_SEED_LIMIT, ConfigError, validate_sb3
 from neuroevo_bench.envs import CountedVecEnv, make_vector_env
 from neuroevo_bench.records import RUN_JSON, read_json
+from neuroevo_bench.zoo import POLICY_KWARGS_CLASSES, SB3_DEFAULTS, SCHEDULE_KEYS, Resolved
 
 MODEL_ZIP = "model.zip"
-SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
+VECNORMALIZE_PKL = "vecnormalize.pkl"  # VecNormalize's statistics, beside model.zip when algo.normalize is on
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
@@ -123,12 +129,12 @@ class SB3VecEnv(VecEnv):
         return [getattr(self.counted.env, attr_name)] * len(self._indices(indices))
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        raise NotImplementedError("SB3VecEnv does not set sub-env attributes (A2C/PPO never need it)")
+        raise NotImplementedError("SB3VecEnv does not set sub-env attributes (A2C/PPO/DQN never need it)")
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: Any = None, **kwargs: Any
     ) -> list[Any]:
-        raise NotImplementedError("SB3VecEnv does not call sub-env methods (A2C/PPO never need it)")
+        raise NotImplementedError("SB3VecEnv does not call sub-env methods (A2C/PPO/DQN never need it)")
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
         return [False] * len(self._indices(indices))
@@ -161,6 +167,10 @@ class BudgetPPO(_BudgetProgress, PPO):
     """SB3 PPO whose schedules decay over the run's frame budget."""
 
 
+class BudgetDQN(_BudgetProgress, DQN):
+    """SB3 DQN whose learning rate and exploration decay over the run's frame budget."""
+
+
 def make_schedule(value: Any) -> Any:
     """A config schedule as SB3 takes it: a number, or `{schedule: linear, initial, final=0}` -> LinearSchedule.
 
@@ -176,8 +186,8 @@ def make_schedule(value: Any) -> Any:
 class BudgetCallback(BaseCallback):
     """Stops SB3 before the budget cap is crossed, or when the runner asks to stop; reports progress.
 
-    SB3 calls `on_step` *after* a vector step and, when it returns False, drops that transition and leaves the
-    rollout unfinished. So the callback stops only mid-rollout, when the next step would not fit under the cap
+    SB3 calls `on_step` *after* a vector step and, when it returns False, drops that transition (A2C/PPO: from
+    the rollout; DQN: from the replay buffer) and leaves the rollout unfinished. So the callback stops only mid-rollout, when the next step would not fit under the cap
     (the last step of a rollout always completes it: `train_until` never lets `learn()` start a rollout whose
     first step would not fit). Stopping re-syncs SB3's last observation with the env, so a later `learn()` call
     continues from where the env really is instead of training on a transition that never happened.
@@ -203,7 +213,7 @@ class BudgetCallback(BaseCallback):
         self.rollout_step += 1
         ledger = self.ctx.ledger
         out_of_budget = ledger.cap is not None and ledger.frames + self.step_frames > ledger.cap
-        if self.rollout_step < self.algo.n_steps and out_of_budget:
+        if self.rollout_step < self.algo.rollout_steps and out_of_budget:
             self.algo.exhausted = True
             self.algo.unused_frames = ledger.frames - self.rollout_frames0
             return self._stop()
@@ -214,6 +224,8 @@ class BudgetCallback(BaseCallback):
     def _stop(self) -> bool:
         self.model._last_obs = self.locals["new_obs"]
         self.model._last_episode_starts = self.locals["dones"]
+        if self.algo.vecnorm is not None:  # DQN's replay buffer stores unnormalised observations
+            self.model._last_original_obs = self.algo.vecnorm.get_original_obs()
         return False
 
     def _on_rollout_end(self) -> None:
@@ -233,11 +245,18 @@ class BudgetCallback(BaseCallback):
 
 
 # --- 3. the Algorithm ----------------------------------------------------------------------------------------------
-def describe_policy(model: OnPolicyAlgorithm, policy_name: str) -> str:
+def describe_policy(model: BaseAlgorithm, policy_name: str) -> str:
     """The network as the records state it, e.g. `SB3 MlpPolicy: pi 4-64-64-2, vf 4-64-64-1 (separate), tanh`."""
     p = model.policy
     space = model.action_space
     n_out = int(space.n) if isinstance(space, gym.spaces.Discrete) else int(np.prod(space.shape))
+    obs = "x".join(map(str, model.observation_space.shape))
+    if isinstance(model, DQN):
+        q = p.q_net
+        heads = f"q {'-'.join(map(str, [q.features_dim, *q.net_arch, n_out]))} (+ a target copy)"
+        if isinstance(q.features_extractor, NatureCNN):
+            return f"SB3 DQN {policy_name}: Nature CNN {obs} -> {q.features_dim} (ReLU), {heads}"
+        return f"SB3 DQN {policy_name}: {heads}, {q.activation_fn.__name__.lower()}"
     arch = p.net_arch if isinstance(p.net_arch, dict) else {"pi": list(p.net_arch), "vf": list(p.net_arch)}
     act = p.activation_fn.__name__.lower()
     pi = "-".join(map(str, [p.features_dim, *arch["pi"], n_out]))
@@ -245,61 +264,69 @@ def describe_policy(model: OnPolicyAlgorithm, policy_name: str) -> str:
     heads = f"pi {pi}, vf {vf} (separate)"
     if not isinstance(p.features_extractor, NatureCNN):
         return f"SB3 {policy_name}: {heads}, {act}"
-    obs = "x".join(map(str, model.observation_space.shape))
     shared = "shared by pi and vf" if p.share_features_extractor else "one per head"
     return f"SB3 {policy_name}: Nature CNN {obs} -> {p.features_dim} (ReLU, {shared}), {heads}"
 
 
-class SB3Baseline:
-    """A2C or PPO from SB3 behind the runner's Algorithm protocol.
+def policy_kwargs_objects(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """policy_kwargs as SB3 takes them: dotted class names from the allow-list (zoo.POLICY_KWARGS_CLASSES) become
+    classes, e.g. `torch.nn.ReLU`; nothing else is imported."""
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if isinstance(value, str) and value in POLICY_KWARGS_CLASSES:
+            value = get_class(value)
+        elif isinstance(value, str) and "." in value and key.endswith(("_fn", "_class")):
+            raise ConfigError(
+                f"algo.policy_kwargs.{key}={value!r} is invalid; valid: {', '.join(sorted(POLICY_KWARGS_CLASSES))}"
+            )
+        out[key] = value
+    return out
 
-    Keyword arguments after the harness's own (`n_envs`, `clip_reward`, `policy`, `policy_kwargs`) go to the
-    SB3 constructor unchanged, schedules converted by :func:`make_schedule`.
+
+class SB3Baseline:
+    """A2C, PPO or DQN from SB3 behind the runner's Algorithm protocol.
+
+    The algo config's keys (null = not set) are resolved by :func:`neuroevo_bench.config.validate_sb3` into the
+    values SB3 gets: the harness's own (`policy`, `n_envs`, `clip_reward`, `normalize`, `policy_kwargs`) shape
+    the env and policy; the rest go to the SB3 constructor, schedules converted by :func:`make_schedule`.
     """
 
-    sb3_class: ClassVar[type[OnPolicyAlgorithm]]
+    sb3_class: ClassVar[type[BaseAlgorithm]]
 
-    def __init__(
-        self,
-        ctx: RunContext,
-        name: str,
-        hyperparams_source: str,
-        policy: str = "MlpPolicy",
-        n_envs: int = 1,
-        clip_reward: bool = False,
-        policy_kwargs: Any = None,
-        **hyperparams: Any,
-    ) -> None:
+    def __init__(self, ctx: RunContext, name: str, zoo: bool = True, **given: Any) -> None:
         self.ctx = ctx
         self.name = name
-        self.hyperparams_source = hyperparams_source
-        self.n_envs = int(n_envs)
         self.frame_skip = int(ctx.env_cfg.frame_skip)
         cap = ctx.ledger.cap
         if cap is None:
             raise ConfigError("SB3 baselines need a budget cap on the training ledger (budget.frames)")
-        validate_sb3(
-            OmegaConf.create(
-                {
-                    "algo": {"name": name, "policy": policy, "n_envs": n_envs, **hyperparams},
-                    "env": {"frame_skip": self.frame_skip},
-                    "budget": {"frames": cap},
-                }
-            )
+        cfg = OmegaConf.create(
+            {"algo": {"name": name, "zoo": zoo, **given}, "env": ctx.env_cfg, "budget": {"frames": cap}}
         )
-        self.n_steps = int(hyperparams["n_steps"])
-        kwargs = {k: make_schedule(v) if k in SCHEDULE_KEYS else v for k, v in hyperparams.items()}
-        if isinstance(policy_kwargs, DictConfig):
-            policy_kwargs = OmegaConf.to_container(policy_kwargs)
-        self.policy_kwargs = dict(policy_kwargs or {})
+        self.resolved: Resolved = validate_sb3(cfg)
+        v = self.resolved.values
+        self.n_envs = int(v["n_envs"])
+        self.policy_name = str(v["policy"])
+        kwargs = {k: make_schedule(v[k]) if k in SCHEDULE_KEYS else v[k] for k in SB3_DEFAULTS[name]}
+        if name == "dqn":
+            self.rollout_steps = int(v["train_freq"])
+            if v["optimize_memory_usage"]:  # SB3 cannot keep time-limit truncations apart in that layout
+                kwargs["replay_buffer_kwargs"] = {"handle_timeout_termination": False}
+        else:
+            self.rollout_steps = int(v["n_steps"])
+        self.sb3_kwargs = kwargs
+        self.policy_kwargs = policy_kwargs_objects(v["policy_kwargs"])
 
         env = make_vector_env(
             ctx.env_cfg, self.n_envs, same_step_autoreset=True, num_threads=int(ctx.resources.env_threads)
         )
-        self.venv = SB3VecEnv(CountedVecEnv(env, self.frame_skip, ctx.ledger), clip_reward)
+        self.venv = SB3VecEnv(CountedVecEnv(env, self.frame_skip, ctx.ledger), bool(v["clip_reward"]))
+        self.vecnorm: VecNormalize | None = None
+        if v["normalize"]:  # the zoo's normalize: VecNormalize with the algorithm's gamma
+            self.vecnorm = VecNormalize(self.venv, gamma=float(v["gamma"]), **v["normalize"])
         self.model = self.sb3_class(
-            policy,
-            self.venv,
+            self.policy_name,
+            self.vecnorm or self.venv,
             policy_kwargs=self.policy_kwargs,
             seed=int(ctx.seed),
             device=str(ctx.resources.device),
@@ -307,8 +334,7 @@ class SB3Baseline:
             **kwargs,
         )
         self.model.budget_steps = cap // self.frame_skip
-        self.network = describe_policy(self.model, policy)
-        self.hyperparams = {"policy": policy, "n_envs": self.n_envs, "clip_reward": clip_reward, **kwargs}
+        self.network = describe_policy(self.model, self.policy_name)
         self.callback = BudgetCallback(self)
         self.rollouts = 0
         self.exhausted = False
@@ -343,7 +369,7 @@ class SB3Baseline:
         return not self.exhausted
 
     def policy(self) -> ActFn:
-        return greedy(self.model)
+        return greedy(self.model, self.vecnorm)
 
     def train_return(self) -> float:
         """Mean unclipped return of the last (up to 100) finished training episodes; NaN before the first."""
@@ -359,21 +385,33 @@ class SB3Baseline:
         }
 
     def record_extra(self) -> dict[str, Any]:
-        """Fields for run.json: which hyperparameter set was used and the values SB3 was given."""
-        given = {**self.hyperparams, "policy_kwargs": self.policy_kwargs}
+        """Fields for run.json: every hyperparameter with its source (config / zoo / default), the zoo's file,
+        entry and version, and the values SB3 was given."""
+        given = {
+            "policy": self.policy_name,
+            "n_envs": self.n_envs,
+            "clip_reward": self.venv.clip_reward,
+            "normalize": self.resolved.values["normalize"],
+            **self.sb3_kwargs,
+            "policy_kwargs": self.policy_kwargs,
+        }
         return {
-            "hyperparams_source": self.hyperparams_source,
+            "hyperparams_source": self.resolved.label,
+            "hyperparams": _plain(self.resolved.record()),
             "sb3_class": stock_sb3_class(type(self)).__name__,
             "sb3_hyperparams": _plain(given),
         }
 
     def save_policy(self, run_dir: Path) -> None:
         self.model.save(Path(run_dir) / MODEL_ZIP)
+        if self.vecnorm is not None:
+            self.vecnorm.save(Path(run_dir) / VECNORMALIZE_PKL)
 
     def state_dict(self) -> dict[str, Any]:
+        """Weights, optimizer, counters; VecNormalize's statistics; DQN's replay buffer (Atari: GBs, see README)."""
         buf = io.BytesIO()
         self.model.save(buf)
-        return {
+        state = {
             "model_zip": buf.getvalue(),
             "num_timesteps": self.model.num_timesteps,
             "n_updates": self.model._n_updates,
@@ -383,6 +421,13 @@ class SB3Baseline:
             "exhausted": self.exhausted,
             "unused_frames": self.unused_frames,
         }
+        if self.vecnorm is not None:
+            state["vecnormalize"] = {"obs_rms": self.vecnorm.obs_rms, "ret_rms": self.vecnorm.ret_rms}
+        if isinstance(self.model, DQN):
+            # the buffer object itself, not its bytes: the checkpoint's pickle is then its only copy in memory
+            state["replay_buffer"] = self.model.replay_buffer
+            state["n_calls"] = self.model._n_calls
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Weights and optimizer state, counters and schedule progress; the envs restart with fresh seeds."""
@@ -394,6 +439,12 @@ class SB3Baseline:
         self.model.ep_success_buffer = deque(maxlen=window)
         self.rollouts, self.venv.episodes = int(state["rollouts"]), int(state["episodes"])
         self.exhausted, self.unused_frames = bool(state["exhausted"]), int(state["unused_frames"])
+        if self.vecnorm is not None:
+            self.vecnorm.obs_rms = state["vecnormalize"]["obs_rms"]
+            self.vecnorm.ret_rms = state["vecnormalize"]["ret_rms"]
+        if isinstance(self.model, DQN):
+            self.model.replay_buffer = state["replay_buffer"]
+            self.model._n_calls = int(state["n_calls"])
         # not the episodes the run started with, and still below the test seeds
         self.venv.seed((int(self.ctx.seed) + self.model.num_timesteps) % TRAIN_SEED_LIMIT)
 
@@ -401,15 +452,19 @@ class SB3Baseline:
         self.venv.close()
 
 
-def stock_sb3_class(cls: type[SB3Baseline]) -> type[OnPolicyAlgorithm]:
-    """The unmodified SB3 class behind a baseline (A2C or PPO)."""
+def stock_sb3_class(cls: type[SB3Baseline]) -> type[BaseAlgorithm]:
+    """The unmodified SB3 class behind a baseline (A2C, PPO or DQN)."""
     return next(c for c in cls.sb3_class.__mro__ if c.__module__.startswith("stable_baselines3"))
 
 
 def _plain(v: Any) -> Any:
-    """JSON-friendly values: schedules and classes by their repr."""
+    """JSON-friendly values: schedules and classes by their repr (classes by their dotted name)."""
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, type):
+        return f"{v.__module__}.{v.__qualname__}"
     return v if v is None or isinstance(v, (int, float, str, bool)) else repr(v)
 
 
@@ -421,32 +476,42 @@ class PPOBaseline(SB3Baseline):
     sb3_class = BudgetPPO
 
 
-def greedy(model: OnPolicyAlgorithm) -> ActFn:
-    """The model's deterministic action for a batch of observations (the shared test evaluator's act fn)."""
+class DQNBaseline(SB3Baseline):
+    sb3_class = BudgetDQN
+
+
+def greedy(model: BaseAlgorithm, vecnorm: VecNormalize | None = None) -> ActFn:
+    """The model's deterministic action for a batch of observations (the shared test evaluator's act fn): A2C/PPO
+    the most likely action (the mean for continuous actions), DQN the argmax Q-value (no epsilon). With
+    VecNormalize, observations are normalised with the training statistics as they are now (not updated)."""
     policy = model.policy
+    normalize = vecnorm.normalize_obs if vecnorm is not None and vecnorm.norm_obs else None
 
     def act(obs: np.ndarray) -> np.ndarray:
-        return policy.predict(obs, deterministic=True)[0]
+        return policy.predict(normalize(obs) if normalize else obs, deterministic=True)[0]
 
     return act
 
 
 # --- 4. reload and benchmark ---------------------------------------------------------------------------------------
 def load_policy(run_dir: Path) -> ActFn:
-    """The saved final model of a run as a greedy act fn, its class taken from the run's config.
+    """The saved final model of a run as a greedy act fn, its class taken from the run's config, with the run's
+    VecNormalize statistics when it normalised observations.
 
     It runs on the device it was trained on when that device exists here (so a replay repeats the run's own
     arithmetic and hence its final score), else on the CPU.
     """
-    from hydra.utils import get_class
-
     run_dir = Path(run_dir)
     cfg = read_json(run_dir / RUN_JSON)["config"]
     cls: type[SB3Baseline] = get_class(cfg["algo"]["_target_"])
     device = str(cfg.get("resources", {}).get("device", "cpu"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         device = "cpu"
-    return greedy(cls.sb3_class.load(run_dir / MODEL_ZIP, device=device))
+    vecnorm = None
+    if (run_dir / VECNORMALIZE_PKL).exists():
+        with open(run_dir / VECNORMALIZE_PKL, "rb") as f:
+            vecnorm = pickle.load(f)  # VecNormalize.save pickles the wrapper without its env: stats only
+    return greedy(cls.sb3_class.load(run_dir / MODEL_ZIP, device=device), vecnorm)
 
 
 def benchmark(
@@ -460,10 +525,13 @@ def benchmark(
     """Harness overhead: training frames/s of SB3 through the harness vs bare SB3 `learn()`, interleaved.
 
     Both train the same algorithm with the same resolved hyperparameters (the zoo set for `env`) on the same
-    env id, seed and torch threads, for `frames` frames each (default 200k; `quick`: 20k). Harness: the
-    baseline the runner builds, trained by `train_until` on the harness's env path with its budget callback
-    (the span the runner's `train_wall_s` covers, so test evaluation is excluded). Bare: SB3's `make_vec_env`
-    (DummyVecEnv + Monitor) and `learn()`. On a shared machine the load swings frames/s by 2x within
+    env id, seed and torch threads, for `frames` frames each (default: A2C 200k, DQN 51,200 = 200 of the zoo's
+    CartPole `train_freq` blocks, about its 50k budget; `quick`: a tenth or a fifth). Harness: the baseline the
+    runner builds, trained by `train_until` on the harness's env path with its budget callback (the span the
+    runner's `train_wall_s` covers, so test evaluation is excluded). Bare: SB3's `make_vec_env` (DummyVecEnv +
+    Monitor) and `learn()`, with the same class (the harness's only change to SB3 is the progress its schedules
+    read, one subtraction per step: over the budget instead of over each `learn()` call, without which DQN's
+    exploration would restart at every slice). On a shared machine the load swings frames/s by 2x within
     seconds, so the two are interleaved in `chunks` slices (alternating which goes first) and timed slice by
     slice; the ratio is total harness frames/s over total bare frames/s, in CPU time (`time.process_time`:
     the process's own work; torch runs one thread) as the headline and in wall-clock beside it. Slicing
@@ -471,13 +539,14 @@ def benchmark(
     Returns `python -m neuroevo_bench.bench`'s row (name, project_fps, reference_fps, ratio, goal, detail).
     """
     from hydra import compose, initialize_config_dir
-    from hydra.utils import get_class, instantiate
+    from hydra.utils import instantiate
     from stable_baselines3.common.env_util import make_vec_env
 
     from neuroevo_bench.config import register_configs
     from neuroevo_bench.envs import Ledger
 
-    frames = frames or (20_000 if quick else 200_000)
+    default_frames = {"dqn": (10_240, 51_200)}.get(algo, (20_000, 200_000))
+    frames = frames or default_frames[0 if quick else 1]
     chunks = chunks or (10 if quick else 50)
     register_configs()
     overrides = [f"algo={algo}", f"env={env}", f"seed={seed}", f"budget.frames={frames}"]
@@ -493,19 +562,23 @@ def benchmark(
     ledger = Ledger(cap=frames)
     ctx = RunContext(env_cfg=cfg.env, ledger=ledger, seed=seed, resources=cfg.resources)
     harness: SB3Baseline = instantiate(cfg.algo, _partial_=True)(ctx=ctx)
-    a = OmegaConf.to_container(cfg.algo, resolve=True)
-    assert isinstance(a, dict)
-    harness_only = ("_target_", "name", "hyperparams_source", "policy", "n_envs", "clip_reward")
-    hp = {k: make_schedule(v) if k in SCHEDULE_KEYS else v for k, v in a.items() if k not in harness_only}
-    venv = make_vec_env(cfg.env.id, n_envs=int(a["n_envs"]), seed=seed)
-    bare = stock_sb3_class(get_class(a["_target_"]))(
-        a["policy"], venv, seed=seed, device=str(cfg.resources.device), **hp
+    venv = make_vec_env(cfg.env.id, n_envs=harness.n_envs, seed=seed)
+    if harness.vecnorm is not None:
+        venv = VecNormalize(venv, gamma=harness.vecnorm.gamma, **harness.resolved.values["normalize"])
+    bare = harness.sb3_class(
+        harness.policy_name,
+        venv,
+        policy_kwargs=harness.policy_kwargs,
+        seed=seed,
+        device=str(cfg.resources.device),
+        **harness.sb3_kwargs,
     )
+    bare.budget_steps = harness.model.budget_steps
 
     totals = {side: {"frames": 0, "cpu": 0.0, "wall": 0.0} for side in ("harness", "bare")}
-    # SB3 samples actions from torch's global generator and shuffles rollouts with numpy's: each side keeps its
-    # own streams, so that (same seed, same initial weights, same env seeds) both learn exactly the same and
-    # only the harness's cost differs.
+    # SB3 samples actions from torch's global generator and shuffles rollouts / samples replay batches with
+    # numpy's: each side keeps its own streams, so that (same seed, same initial weights, same env seeds) both
+    # learn exactly the same and only the harness's cost differs.
     rng = {side: (torch.get_rng_state(), np.random.get_state()) for side in totals}
 
     def frames_done(side: str) -> int:
@@ -543,13 +616,13 @@ def benchmark(
     fps = {k: {side: t["frames"] / t[k] for side, t in totals.items()} for k in ("cpu", "wall")}
     ratio = {k: v["harness"] / v["bare"] for k, v in fps.items()}
     return {
-        "name": "sb3_overhead",
+        "name": f"{'sb3' if algo == 'a2c' else algo}_overhead",
         "project_fps": fps["cpu"]["harness"],
         "reference_fps": fps["cpu"]["bare"],
         "ratio": ratio["cpu"],
         "goal": 0.95,
         "detail": (
-            f"{algo} {cfg.env.id} ({a['hyperparams_source']}), {totals['harness']['frames']:,} vs "
+            f"{algo} {cfg.env.id} ({harness.resolved.label}), {totals['harness']['frames']:,} vs "
             f"{totals['bare']['frames']:,} frames in {chunks} interleaved slices, {cfg.resources.threads} torch "
             f"thread(s). CPU-time frames/s: harness {fps['cpu']['harness']:,.0f} vs bare SB3 learn() "
             f"{fps['cpu']['bare']:,.0f}. Wall-clock: {fps['wall']['harness']:,.0f} vs {fps['wall']['bare']:,.0f}"
@@ -559,3 +632,8 @@ def benchmark(
         "wall_ratio": ratio["wall"],
         "totals": totals,
     }
+
+
+def benchmark_dqn(quick: bool = False) -> dict[str, Any]:
+    """`python -m neuroevo_bench.bench`'s dqn_overhead: :func:`benchmark` for DQN with the zoo's CartPole set."""
+    return benchmark(quick, algo="dqn")
