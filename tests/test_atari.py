@@ -371,13 +371,13 @@ SWEEP = (
 
 @pytest.mark.slow
 def test_tiny_pong_sweep_of_every_algorithm(tmp_path):
-    """`-m algo=ga,random,a2c,ppo,dqn env=Pong` at a tiny budget completes and writes valid records."""
+    """`-m algo=ga,random,es,a2c,ppo,dqn env=Pong` at a tiny budget completes and writes valid records."""
     cmd = [
         sys.executable,
         "-m",
         "neuroevo_bench",
         "-m",
-        "algo=ga,random,a2c,ppo,dqn",
+        "algo=ga,random,es,a2c,ppo,dqn",
         *SWEEP,
         "name=atari_sweep",
         f"hydra.sweep.dir={tmp_path}",
@@ -385,7 +385,7 @@ def test_tiny_pong_sweep_of_every_algorithm(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     runs = sorted(tmp_path.glob("Pong/*/seed0/run.json"))
-    assert [p.parent.parent.name for p in runs] == ["a2c", "dqn", "ga", "ppo", "random"]
+    assert [p.parent.parent.name for p in runs] == ["a2c", "dqn", "es", "ga", "ppo", "random"]
     for path in runs:
         rec = json.loads(path.read_text())
         assert rec["status"] == "ok", (path, rec.get("error"))
