@@ -31,13 +31,15 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
-from stable_baselines3.common.torch_layers import NatureCNN
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from neuroevo_bench.algorithms import ActFn, RunContext
 from neuroevo_bench.config import TRAIN_SEED_LIMIT, ConfigError, validate_sb3
 from neuroevo_bench.envs import CountedVecEnv, make_vector_env
+from neuroevo_bench.policies import MINATAR_CONVS, MINATAR_HIDDEN
 from neuroevo_bench.records import RUN_JSON, read_json
 
 MODEL_ZIP = "model.zip"
@@ -233,6 +235,44 @@ class BudgetCallback(BaseCallback):
 
 
 # --- 3. the Algorithm ----------------------------------------------------------------------------------------------
+class MinAtarCNNExtractor(BaseFeaturesExtractor):
+    """MinAtar's reference network up to its 128 features (conv 16x3x3/1, no padding, fc 128, ReLU): the layers
+    of the GA's `policies.MinAtarCNN` before its head, for (H, W, C) boolean grids (SB3's NatureCNN needs images
+    of at least 36x36). conf/algo_env/{a2c,ppo}_minatar.yaml choose it, with linear heads.
+
+    SB3 hands observations as floats (its preprocessing casts a non-image Box, such as MinAtar's booleans,
+    to float), channels last as MinAtar gives them; they are transposed here.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = MINATAR_HIDDEN) -> None:
+        super().__init__(observation_space, features_dim)
+        h, w, c = observation_space.shape
+        layers: list[torch.nn.Module] = []
+        for out, k, stride in MINATAR_CONVS:
+            layers += [torch.nn.Conv2d(c, out, kernel_size=k, stride=stride), torch.nn.ReLU()]
+            c, h, w = out, (h - k) // stride + 1, (w - k) // stride + 1
+        self.cnn = torch.nn.Sequential(*layers, torch.nn.Flatten())
+        self.linear = torch.nn.Sequential(torch.nn.Linear(c * h * w, features_dim), torch.nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.cnn(observations.float().permute(0, 3, 1, 2)))
+
+
+FEATURE_EXTRACTORS = {NatureCNN: "Nature CNN", MinAtarCNNExtractor: "MinAtar CNN (conv 16x3x3/1, fc 128)"}
+
+
+def check_policy_input(policy: str, policy_kwargs: dict[str, Any], observation_space: gym.Space) -> None:
+    """CnnPolicy's default features extractor, SB3's NatureCNN, takes only uint8 images of at least 36x36."""
+    if policy != "CnnPolicy" or "features_extractor_class" in policy_kwargs:
+        return
+    if not is_image_space(observation_space, check_channels=False) or min(observation_space.shape[-2:]) < 36:
+        raise ConfigError(
+            f"algo.policy=CnnPolicy (SB3's NatureCNN) cannot take observations {observation_space}: it needs "
+            "uint8 images of at least 36x36; valid: algo.policy_kwargs.features_extractor_class for these "
+            "observations (env=minatar: conf/algo_env/<algo>_minatar.yaml sets MinAtar's network), or MlpPolicy"
+        )
+
+
 def describe_policy(model: OnPolicyAlgorithm, policy_name: str) -> str:
     """The network as the records state it, e.g. `SB3 MlpPolicy: pi 4-64-64-2, vf 4-64-64-1 (separate), tanh`."""
     p = model.policy
@@ -243,11 +283,12 @@ def describe_policy(model: OnPolicyAlgorithm, policy_name: str) -> str:
     pi = "-".join(map(str, [p.features_dim, *arch["pi"], n_out]))
     vf = "-".join(map(str, [p.features_dim, *arch["vf"], 1]))
     heads = f"pi {pi}, vf {vf} (separate)"
-    if not isinstance(p.features_extractor, NatureCNN):
+    extractor = FEATURE_EXTRACTORS.get(type(p.features_extractor))
+    if extractor is None:
         return f"SB3 {policy_name}: {heads}, {act}"
     obs = "x".join(map(str, model.observation_space.shape))
     shared = "shared by pi and vf" if p.share_features_extractor else "one per head"
-    return f"SB3 {policy_name}: Nature CNN {obs} -> {p.features_dim} (ReLU, {shared}), {heads}"
+    return f"SB3 {policy_name}: {extractor} {obs} -> {p.features_dim} (ReLU, {shared}), {heads}"
 
 
 class SB3Baseline:
@@ -297,6 +338,11 @@ class SB3Baseline:
             ctx.env_cfg, self.n_envs, same_step_autoreset=True, num_threads=int(ctx.resources.env_threads)
         )
         self.venv = SB3VecEnv(CountedVecEnv(env, self.frame_skip, ctx.ledger), clip_reward)
+        try:
+            check_policy_input(policy, self.policy_kwargs, self.venv.observation_space)
+        except ConfigError:
+            self.venv.close()
+            raise
         self.model = self.sb3_class(
             policy,
             self.venv,
