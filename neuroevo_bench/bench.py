@@ -9,7 +9,8 @@ prints the ratio: on a shared machine only ratios measured together mean anythin
 - eval_vs_ideal: the slot evaluator against ideal loops on the same vector env with no bookkeeping: (a) the
   same slots, every slot always busy; (b) N x E envs where each individual's E episodes share one network.
   Goal >= 60 % of (a).
-- sb3_overhead, atari, ray: the sections of the SB3, Atari and Ray modules (skipped when unavailable).
+- sb3_overhead, atari, minatar, ray: the sections of the SB3, Atari, MinAtar and Ray modules (skipped when
+  unavailable).
 """
 
 from __future__ import annotations
@@ -210,6 +211,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any] | list[dict[str, Any]]]] = {
 OPTIONAL_SECTIONS = {
     "sb3_overhead": "neuroevo_bench.algorithms.sb3:benchmark",
     "atari": "neuroevo_bench.bench_atari:benchmark",
+    "minatar": "neuroevo_bench.bench_minatar:benchmark",
     "ray": "neuroevo_bench.ray_evaluator:benchmark",
 }
 
