@@ -128,7 +128,12 @@ def ga_eval_fps(
             timers.undo()
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     ev.close()
-    return ledger.frames / cpu, ledger.frames / wall, float(np.concatenate(lengths).mean())
+    finished = np.concatenate(lengths)
+    return (
+        ledger.frames / cpu,
+        ledger.frames / wall,
+        float(finished.mean()) if len(finished) else float("nan"),
+    )
 
 
 def fc_ceiling_fps(cfg: DictConfig, lanes: float, seconds: float = 0.5) -> float:
@@ -183,7 +188,8 @@ def bench_game(game: str, quick: bool, reps: int | None = None, slots: int | Non
             f"MinAtar/{game}-v1, {s} sub-envs, torch threads {torch.get_num_threads()}, CPU time: GA eval "
             f"{p:,.0f} frames/s vs raw SyncVectorEnv random actions {r:,.0f} frames/s (median of {len(pairs)}: "
             f"{', '.join(f'{q[0]:.2f}' for q in pairs)}; wall-clock ratio {wall_ratio:.2f}). Fresh populations "
-            f"(N={cfg.algo.population}, {e} episodes each, mean episode {mean_length:.0f} frames). GA CPU us per "
+            f"(N={cfg.algo.population}, {e} episodes each, mean episode "
+            f"{'longer than the measurement' if np.isnan(mean_length) else f'{mean_length:.0f} frames'}). GA CPU us per "
             f"frame: {parts}; raw env {1e6 / r:.1f}. The fc layer's weight reads alone (512 kB per row and step, "
             f"{e} lanes a row) cap the GA at {fc:,.0f} frames/s here"
         ),
