@@ -270,18 +270,8 @@ def test_population_evaluation_counts_every_frame_and_plays_minatars_own_episode
         np.testing.assert_array_equal(result.lengths[i], length)
 
 
-def _cases() -> list:
-    """Every (algo, game) pair; one pair per game and per algo runs in the fast suite, the rest are slow."""
-    n = max(len(ALGOS), len(GAMES))
-    fast = {(ALGOS[i % len(ALGOS)], GAMES[i % len(GAMES)]) for i in range(n)}
-    return [
-        pytest.param(a, g, marks=() if (a, g) in fast else pytest.mark.slow, id=f"{a}-{g}")
-        for a in ALGOS
-        for g in GAMES
-    ]
-
-
-@pytest.mark.parametrize(("algo", "game"), _cases())
+@pytest.mark.parametrize("game", GAMES)
+@pytest.mark.parametrize("algo", ALGOS)
 def test_every_algorithm_runs_every_game_with_exact_frames_and_raw_scores(make_cfg, tmp_path, algo, game):
     """A tiny run: the cap holds, one frame per agent step, test frames and scores are those of the final policy
     replayed on MinAtar's own env with the test seeds (the raw sum of the game's points), the network is
