@@ -12,8 +12,8 @@ prints the ratio: on a shared machine only ratios measured together mean anythin
 - es_vs_ga: an ES generation's frames/s against a GA generation's (CartPole, N=500 x 3 episodes, same slots
   and network); after 3 GA generations, ES is centred on the GA's elite, so both play episodes of the same
   lengths. Goal >= 0.9.
-- sb3_overhead (A2C), dqn_overhead, atari, ray: the sections of the SB3, Atari and Ray modules (skipped when
-  unavailable).
+- sb3_overhead (A2C), dqn_overhead, atari, minatar, ray: the sections of the SB3, Atari, MinAtar and Ray modules
+  (skipped when unavailable).
 """
 
 from __future__ import annotations
@@ -262,6 +262,7 @@ OPTIONAL_SECTIONS = {
     "sb3_overhead": "neuroevo_bench.algorithms.sb3:benchmark",
     "dqn_overhead": "neuroevo_bench.algorithms.sb3:benchmark_dqn",
     "atari": "neuroevo_bench.bench_atari:benchmark",
+    "minatar": "neuroevo_bench.bench_minatar:benchmark",
     "ray": "neuroevo_bench.ray_evaluator:benchmark",
 }
 

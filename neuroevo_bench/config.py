@@ -35,9 +35,10 @@ EVAL_SEED_WHY = (
 )
 
 LOGGERS = ("none", "tensorboard")  # live metrics beside the records (logger=tensorboard: an optional extra)
-ENV_KINDS = ("gym", "atari")
+ENV_KINDS = ("gym", "atari", "minatar")
 VECTORIZATIONS = ("auto", "vector_entry_point", "sync", "async")
-ENV_ID_EXAMPLES = {"gym": "Acrobot-v1", "atari": "ALE/Breakout-v5"}  # what `env=<kind> env.id=...` looks like
+# what `env=<kind> env.id=...` looks like
+ENV_ID_EXAMPLES = {"gym": "Acrobot-v1", "atari": "ALE/Breakout-v5", "minatar": "MinAtar/Breakout-v1"}
 
 
 class ConfigError(ValueError):
@@ -69,8 +70,16 @@ class CheckBeforeRun(Callback):
             exit_bad_input(error)
 
 
+# algo.network.kind: auto = an MLP for vector observations, the Nature CNN for (C, H, W) uint8 image stacks
+# (Atari), MinAtar's network for (H, W, C) boolean grids (MinAtar); neuroevo_bench.policies.make_network
+NETWORK_KINDS = ("auto", "mlp", "nature_cnn", "minatar_cnn")
+
+
 @dataclass
 class NetworkConfig:
+    """The GA/RS policy network. `hidden` and `activation` describe the MLP; the CNNs' layers are fixed."""
+
+    kind: str = "auto"  # NETWORK_KINDS
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "relu"
 
@@ -130,10 +139,18 @@ class AtariConfig:
 
 
 @dataclass
+class MinAtarConfig:
+    """MinAtar's own settings (Young & Tian 2019), passed explicitly to `minatar.Environment`."""
+
+    sticky_action_prob: float = 0.1
+    difficulty_ramping: bool = True
+
+
+@dataclass
 class EnvConfig:
     name: str = MISSING
     id: str = MISSING
-    kind: str = "gym"  # gym | atari
+    kind: str = "gym"  # ENV_KINDS
     vectorization: str = "auto"  # VECTORIZATIONS
     frame_skip: int = 1
     max_episode_frames: int | None = None
@@ -144,6 +161,7 @@ class EnvConfig:
     score_random: float | None = None
     score_max: float | None = None
     atari: AtariConfig = field(default_factory=AtariConfig)
+    minatar: MinAtarConfig = field(default_factory=MinAtarConfig)
 
 
 @dataclass
@@ -281,6 +299,7 @@ GA_VARIANTS = ("such2017", "chopra")
 def validate_neuroevolution(cfg: DictConfig) -> None:
     a = cfg.algo
     _choice(cfg, "algo.variant", GA_VARIANTS)
+    _choice(cfg, "algo.network.kind", NETWORK_KINDS)
     for key in ("episodes_per_fitness", "elite_episodes", "shards", "noise_table_size"):
         _integer(cfg, f"algo.{key}")
     _integer(cfg, "algo.slots", 1, MAX_SUB_ENVS, SUB_ENVS_WHY)

@@ -43,7 +43,9 @@ def check_env_config(env_cfg: Any) -> None:
     """
     kind = str(env_cfg.kind)
     if isinstance(env_cfg, DictConfig) and OmegaConf.is_missing(env_cfg, "id"):
-        what = "an ALE/<Game>-v5 id" if kind == "atari" else "the id of a registered gymnasium environment"
+        what = {"atari": "an ALE/<Game>-v5 id", "minatar": "a MinAtar/<Game>-v1 id"}.get(
+            kind, "the id of a registered gymnasium environment"
+        )
         raise EnvError(f"env.id is missing: env={kind} needs {what}, e.g. env.id={ENV_ID_EXAMPLES[kind]}")
     env_id = str(env_cfg.id)
     ensure_registered(env_id, kind)
@@ -51,6 +53,13 @@ def check_env_config(env_cfg: Any) -> None:
         atari_game(env_id)
         atari_episode_cap(env_cfg)
         return
+    if kind == "minatar":
+        check_minatar_config(env_cfg)
+    elif _is_minatar(env_id):
+        raise EnvError(
+            f"env.id={env_id!r} is a MinAtar game: use env=minatar env.id={env_id}, which passes MinAtar's "
+            "settings (env.minatar.*) explicitly, starts every episode from its seed alone and records them"
+        )
     if _is_atari(env_id):
         raise EnvError(
             f"env.id={env_id!r} is an Atari game: use env=atari env.id={_ale_v5_id(env_id)}, which plays it under "
@@ -81,6 +90,9 @@ def ensure_registered(env_id: str, kind: str = "gym") -> None:
     Atari ids (`ALE/...`, or any id with `kind=atari`) are looked up among ale_py's games, so `Pong` or
     `ALE/Pongg-v5` suggest `ALE/Pong-v5`; other ids among the other registered envs.
     """
+    if kind == "minatar" or env_id.startswith("MinAtar/"):
+        ensure_minatar_registered(env_id)
+        return
     atari = kind == "atari" or env_id.startswith("ALE/")
     if atari and not _register_ale():
         raise EnvError(f"env.id={env_id!r} needs the Atari extra: pip install -e '.[atari]' (ale_py)")
@@ -94,7 +106,7 @@ def ensure_registered(env_id: str, kind: str = "gym") -> None:
             f"env.id={env_id!r} is not an Atari game in ale_py's registry{hint}; valid: ALE/<Game>-v5 for any "
             f"of its {len(games)} games, e.g. ALE/Pong-v5, ALE/Breakout-v5, ALE/MsPacman-v5"
         )
-    close = _close_ids(env_id, [k for k in gym.registry if not _is_atari(k)])
+    close = _close_ids(env_id, [k for k in gym.registry if not _is_atari(k) and not _is_minatar(k)])
     hint = f"; close matches: {', '.join(close)}" if close else ""
     raise EnvError(
         f"env.id={env_id!r} is not a registered gymnasium environment{hint}; valid: any id in "
@@ -144,6 +156,129 @@ def _close_ids(env_id: str, candidates: list[str], n: int = 5) -> list[str]:
         by_key.setdefault(_id_key(candidate), []).append(candidate)
     names = difflib.get_close_matches(_id_key(env_id), list(by_key), n=n, cutoff=0.75)
     return [candidate for name in names for candidate in sorted(by_key[name])][:n]
+
+
+# --- MinAtar (Young & Tian 2019; the `minatar` extra) -----------------------------------------------------------
+MINATAR_INSTALL = "pip install -e '.[minatar]'"
+MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+MINATAR_KWARGS = ("sticky_action_prob", "difficulty_ramping")  # set by env.minatar.*, never by env.kwargs
+
+
+def _register_minatar() -> bool:
+    """Add MinAtar's games to gymnasium's registry (`minatar.gym.register_envs`; gymnasium 1.x loads no plugins
+    by itself); False if the MinAtar extra is not installed."""
+    if "MinAtar/Breakout-v1" in gym.registry:
+        return True
+    try:
+        from minatar.gym import register_envs
+    except ImportError:
+        return False
+    register_envs()
+    return True
+
+
+def _is_minatar(env_id: str) -> bool:
+    spec = gym.registry.get(env_id)
+    return env_id.startswith("MinAtar/") or (spec is not None and str(spec.entry_point).startswith("minatar"))
+
+
+def ensure_minatar_registered(env_id: str) -> None:
+    """Fail early if `env_id` is not one of MinAtar's games, naming close matches, or if MinAtar is missing."""
+    if not _register_minatar():
+        raise EnvError(
+            f"env.id={env_id!r} (env=minatar) needs the MinAtar extra, which is not installed: {MINATAR_INSTALL}"
+        )
+    if env_id in gym.registry and _is_minatar(env_id):
+        return
+    close = _close_ids(env_id, [k for k in gym.registry if _is_minatar(k)])
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    raise EnvError(
+        f"env.id={env_id!r} is not a MinAtar game{hint}; valid: MinAtar/<Game>-v1 (the game's minimal action "
+        f"set; -v0: all 6 actions) for <Game> in {', '.join(MINATAR_GAMES)}"
+    )
+
+
+def check_minatar_config(env_cfg: Any) -> None:
+    """env.minatar.* and the keys MinAtar cannot take: its settings have one source, and one step is one frame."""
+    m = env_cfg.minatar
+    p = m.sticky_action_prob
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise EnvError(
+            f"env.minatar.sticky_action_prob={p!r} is invalid; valid: a probability in [0, 1] (MinAtar: 0.1)"
+        )
+    for key in MINATAR_KWARGS:
+        if key in (env_cfg.kwargs or {}):
+            raise EnvError(f"env.kwargs.{key} is invalid for env=minatar; valid: env.minatar.{key}")
+    if env_cfg.frame_skip != 1:
+        raise EnvError(
+            f"env.frame_skip={env_cfg.frame_skip} is invalid for env.id={env_cfg.id!r}; valid: env.frame_skip=1 "
+            "(one MinAtar step is one frame)"
+        )
+    if env_cfg.max_episode_frames is not None:
+        raise EnvError(
+            f"env.max_episode_frames={env_cfg.max_episode_frames} is invalid for env=minatar; valid: null (MinAtar's "
+            "episode cap is env.kwargs.max_episode_steps, one step a frame; for GA/RS fitness episodes only: "
+            "algo.fitness_max_frames)"
+        )
+    if env_cfg.vectorization not in ("auto", "sync", "async"):
+        raise EnvError(
+            f"env.vectorization={env_cfg.vectorization!r} is invalid for env=minatar; valid: auto, sync, async "
+            "(MinAtar has no batched vector env)"
+        )
+
+
+class MinAtarEpisodeStart(gym.Wrapper):
+    """Every MinAtar episode starts from its reset seed alone, whichever sub-env plays it and whatever it
+    played before.
+
+    MinAtar's own reset with seed s gives the game and its sticky actions one fresh `RandomState(s)`, but
+    its `Environment` keeps the last action across resets, and a sticky action at the first step of the next
+    episode repeats it. Here every reset sets it to 0 (no-op), as in a freshly built env: that is what makes
+    population evaluations on MinAtar independent of the slot layout. The seed is set in place,
+    `RandomState.seed(s)`, which gives exactly the state `RandomState(s)` has (tests/test_minatar.py checks
+    it) at 1/50 of the cost: a population evaluation seeds every episode, and fresh networks on MinAtar
+    often play episodes of only ~10 steps.
+    """
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        game = self.env.unwrapped.game
+        game.last_action = 0
+        if seed is not None:
+            game.random.seed(seed)
+            game.env.random = game.random  # one generator for the game and its sticky actions, as MinAtar's
+        return self.env.reset(options=options)
+
+
+def minatar_kwargs(env_cfg: Any) -> dict[str, Any]:
+    """The keywords of `minatar.Environment`, set explicitly from `env.minatar.*` (MinAtar's defaults)."""
+    m = env_cfg.minatar
+    return {
+        "sticky_action_prob": float(m.sticky_action_prob),
+        "difficulty_ramping": bool(m.difficulty_ramping),
+    }
+
+
+def minatar_settings(env_cfg: Any, env: gym.vector.VectorEnv) -> dict[str, Any]:
+    """What a MinAtar env does, read back from the built env's `minatar.Environment`, for the records."""
+    from importlib.metadata import version
+
+    game = env.get_attr("game")[0]
+    action_set = [int(a) for a in env.get_attr("action_set")[0]]
+    space = env.single_observation_space
+    return {
+        "minatar": version("minatar"),
+        "game": game.game_name(),
+        "sticky_action_prob": float(game.sticky_action_prob),
+        "difficulty_ramping": getattr(game.env, "ramping", "n/a: this game has no difficulty ramp"),
+        "actions": [game.env.action_map[a] for a in action_set],
+        "channels": sorted(game.env.channels, key=game.env.channels.get),
+        "observation_shape": list(space.shape),
+        "observation_dtype": str(space.dtype),
+        "max_episode_steps": env.get_attr("spec")[0].max_episode_steps,  # None: by the game's own rules only
+        "frames_per_step": 1,
+        "episode_start": "every reset seeds the game and its sticky actions and sets the last action to 0 "
+        "(no-op), as in a fresh env (envs.MinAtarEpisodeStart)",
+    }
 
 
 @dataclass
@@ -316,6 +451,10 @@ def make_vector_env(
         return _make_atari(env_cfg, num_envs, same_step_autoreset, max_episode_frames, num_threads)
 
     kwargs: dict[str, Any] = dict(env_cfg.kwargs or {})
+    wrappers = None
+    if env_cfg.kind == "minatar":
+        kwargs.update(minatar_kwargs(env_cfg))
+        wrappers = [MinAtarEpisodeStart]
     spec = gym.registry[env_cfg.id]
     if max_episode_frames is not None:  # a cap only ever shortens the env's own episodes
         cap = max(1, int(max_episode_frames) // int(env_cfg.frame_skip))
@@ -344,6 +483,7 @@ def make_vector_env(
         num_envs=num_envs,
         vectorization_mode=mode,
         vector_kwargs={"autoreset_mode": SAME_STEP if same_step_autoreset else NEXT_STEP},
+        wrappers=wrappers,
         **kwargs,
     )
 
@@ -355,6 +495,8 @@ def env_info(env_cfg: Any) -> EnvSpecInfo:
         settings: dict[str, Any] = {"vector_env": type(env).__name__}
         if env_cfg.kind == "atari":
             settings.update(atari_settings(env_cfg, env))
+        elif env_cfg.kind == "minatar":
+            settings.update(minatar_settings(env_cfg, env))
         return EnvSpecInfo(
             env_id=env_cfg.id,
             frame_skip=int(env_cfg.frame_skip),

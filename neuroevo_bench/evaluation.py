@@ -373,7 +373,10 @@ class LocalEvaluator:
             venv = CountedVecEnv(self.env, self.frame_skip, shard_ledger)
 
             def load(rows: np.ndarray, individuals: np.ndarray) -> None:
-                self.weights.load(rows, self.store.build(plan, individuals + lo))
+                step = self.weights.load_chunk  # a few MB at a time: the build's temporaries stay in cache
+                for i in range(0, len(rows), step):
+                    part = slice(i, i + step)
+                    self.weights.load(rows[part], self.store.build(plan, individuals[part] + lo))
 
             with torch.no_grad():
                 complete = run_slots(venv, self.weights, load, returns, lengths, seed, stop, moments)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neuroevo_bench.config import ConfigError
+from neuroevo_bench.config import NETWORK_KINDS, ConfigError
 from neuroevo_bench.envs import env_info
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
@@ -147,47 +147,48 @@ class Network:
         return h
 
 
-# (out_channels, kernel, stride) of the Nature-DQN convolutions (Mnih et al. 2015), valid padding, ReLU.
-NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
-NATURE_HIDDEN = 512
+class ConvNet:
+    """Convolutions, one hidden fully connected layer and a linear head, with the same flat-vector interface as
+    :class:`Network`; :class:`NatureCNN` and :class:`MinAtarCNN` are its two architectures.
 
-
-@dataclass(frozen=True)
-class NatureCNN:
-    """The Nature-DQN network for image stacks, with the same flat-vector interface as :class:`Network`.
-
-    Layers: conv 32x8x8/4, conv 64x4x4/2, conv 64x3x3/1, fc 512, fc n_actions; ReLU between layers, valid
-    padding; observations are uint8 and scaled by 1/255. This is exactly SB3's `NatureCNN` features extractor
-    with a linear head (its `CnnPolicy` actor), 1,687,206 parameters for 4x84x84 inputs and 6 actions.
-    (Such et al.'s own code used "same" padding, which gives ~4M parameters; the issue asks for SB3's layout.)
+    Each subclass (a frozen dataclass of `in_shape` (C, H, W), as the convolutions see the input, and
+    `n_actions`) sets `convs` ((out_channels, kernel, stride) per layer: valid padding, ReLU), `hidden` (units
+    of the fc layer) and how observations become the float (C, H, W) input (:meth:`images`).
 
     Flat layout, layer by layer, in PyTorch's (and so SB3's) parameter layout: conv weight (out, in, k, k)
-    then bias (out,); fc weight (out, in) then bias (out,). (out, in) because with one lane per row the fc
-    product is then a batched matrix-vector product over contiguous rows, which reads the 6.4 MB fc weight of
-    a network ~1.8x faster on a CPU than the (in, out) vector-matrix form.) Initialisation follows Such et
-    al.'s code: weights N(0, 1/fan_in), the output layer scaled by 0.1, biases zero.
+    then bias (out,); fc weight (out, in) then bias (out,); the conv output is flattened channel-major, as
+    `torch.flatten` does it in SB3 and in MinAtar's examples. Initialisation follows Such et al.'s code:
+    weights N(0, 1/fan_in), the output layer scaled by 0.1, biases zero.
     """
 
-    in_shape: tuple[int, int, int]  # (channels = stacked frames, height, width)
+    in_shape: tuple[int, int, int]
     n_actions: int
-    discrete: bool = True
+    convs: ClassVar[tuple[tuple[int, int, int], ...]]
+    hidden: ClassVar[int]
+    kind: ClassVar[str]  # the network's name in a saved spec (:func:`network_spec`)
 
     @property
     def conv_shapes(self) -> list[tuple[int, int, int, int]]:
         """(out, in, kernel, stride) of each convolution."""
         shapes, c = [], self.in_shape[0]
-        for out, k, stride in NATURE_CONVS:
+        for out, k, stride in self.convs:
             shapes.append((out, c, k, stride))
             c = out
         return shapes
 
     @property
     def feature_hw(self) -> tuple[int, int]:
-        """Height and width of the last convolution's output (7x7 for 84x84 inputs)."""
+        """Height and width of the last convolution's output."""
         h, w = self.in_shape[1:]
-        for _, k, stride in NATURE_CONVS:
+        for _, k, stride in self.convs:
             h, w = (h - k) // stride + 1, (w - k) // stride + 1
         return h, w
+
+    @property
+    def n_features(self) -> int:
+        """Inputs of the fc layer: the last convolution's output, flattened."""
+        h, w = self.feature_hw
+        return self.convs[-1][0] * h * w
 
     @property
     def layer_shapes(self) -> list[tuple[int, ...]]:
@@ -195,12 +196,10 @@ class NatureCNN:
         shapes: list[tuple[int, ...]] = []
         for out, c, k, _ in self.conv_shapes:
             shapes += [(out, c, k, k), (out,)]
-        h, w = self.feature_hw
-        flat = NATURE_CONVS[-1][0] * h * w
         shapes += [
-            (NATURE_HIDDEN, flat),
-            (NATURE_HIDDEN,),
-            (self.n_actions, NATURE_HIDDEN),
+            (self.hidden, self.n_features),
+            (self.hidden,),
+            (self.n_actions, self.hidden),
             (self.n_actions,),
         ]
         return shapes
@@ -216,15 +215,6 @@ class NatureCNN:
     @property
     def action_dtype(self) -> type:
         return np.int64
-
-    def describe(self) -> str:
-        c, h, w = self.in_shape
-        fh, fw = self.feature_hw
-        return (
-            f"Nature-DQN CNN (= SB3 NatureCNN + linear head): {c}x{h}x{w} uint8/255 -> conv 32x8x8/4 -> "
-            f"conv 64x4x4/2 -> conv 64x3x3/1 ({64 * fh * fw} features) -> fc {NATURE_HIDDEN} -> {self.n_actions}, "
-            f"relu, valid padding, {self.n_params:,} params, argmax actions"
-        )
 
     def init_scale(self) -> torch.Tensor:
         """Per-parameter std of the initial weights, shape (P,): 1/sqrt(fan_in), output layer x 0.1, biases 0."""
@@ -257,16 +247,27 @@ class NatureCNN:
     def to_actions(self, out: torch.Tensor) -> np.ndarray:
         return out.argmax(-1).numpy()
 
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """Observations (B, *observation shape) -> the float network input (B, C, H, W)."""
+        raise NotImplementedError
+
+    def row_images(self, x: torch.Tensor) -> torch.Tensor:
+        """Observations of R networks' E lanes (R, E, *observation shape) -> the float (E, R * C, H, W) input of
+        a grouped convolution whose group r is network r."""
+        raise NotImplementedError
+
     def forward_rows(self, layers: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Outputs of R different networks, each on its own E observations: x (R, E, C, H, W) -> (R, E, A).
+        """Outputs of R different networks, each on its own E observations: x (R, E, *obs) -> (R, E, A).
 
         The R networks run as one grouped convolution per layer (group r holds network r's kernels, the E
         lanes are the batch), then one `baddbmm` per fully connected layer. Per env step this reads each
         row's weights once, whatever E; the fc layers dominate (memory-bound), so with E = 1 (the paper's one
-        fitness episode per individual) they run as matrix-vector products, (out, in) @ (in, 1).
+        fitness episode per individual) they run as matrix-vector products, (out, in) @ (in, 1). Each row's
+        outputs do not depend on R or on the row it sits in (tests/test_minatar.py checks it): the layout of
+        a population evaluation never changes its results.
         """
         r, e = x.shape[:2]
-        h = x.transpose(0, 1).reshape(e, r * self.in_shape[0], *self.in_shape[1:]) / 255.0
+        h = self.row_images(x)
         for i, (out, c, k, stride) in enumerate(self.conv_shapes):
             weight, bias = layers[2 * i], layers[2 * i + 1]
             h = F.conv2d(h, weight.reshape(r * out, c, k, k), bias.reshape(r * out), stride=stride, groups=r)
@@ -276,13 +277,104 @@ class NatureCNN:
         return linear_rows(h, layers[-2], layers[-1])
 
     def forward_one(self, flat: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        """Outputs of one network (flat (P,)) on a batch of observations (B, C, H, W) -> (B, A)."""
+        """Outputs of one network (flat (P,)) on a batch of observations (B, *obs) -> (B, A)."""
         layers = self.split(flat.unsqueeze(0))
-        h = obs / 255.0
+        h = self.images(obs)
         for i, (_, _, _, stride) in enumerate(self.conv_shapes):
             h = torch.relu_(F.conv2d(h, layers[2 * i][0], layers[2 * i + 1][0], stride=stride))
         h = torch.relu_(F.linear(h.flatten(1), layers[-4][0], layers[-3][0]))
         return F.linear(h, layers[-2][0], layers[-1][0])
+
+
+# (out_channels, kernel, stride) of the Nature-DQN convolutions (Mnih et al. 2015), valid padding, ReLU.
+NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+NATURE_HIDDEN = 512
+
+
+@dataclass(frozen=True)
+class NatureCNN(ConvNet):
+    """The Nature-DQN network for image stacks (Atari).
+
+    Layers: conv 32x8x8/4, conv 64x4x4/2, conv 64x3x3/1, fc 512, fc n_actions; ReLU between layers, valid
+    padding; observations are uint8 (C, H, W) and scaled by 1/255. This is exactly SB3's `NatureCNN` features
+    extractor with a linear head (its `CnnPolicy` actor), 1,687,206 parameters for 4x84x84 inputs and 6
+    actions. (Such et al.'s own code used "same" padding, which gives ~4M parameters; the issue asks for SB3's
+    layout.) The fc weight is stored (out, in) because with one lane per row the fc product is then a batched
+    matrix-vector product over contiguous rows, which reads the 6.4 MB fc weight of a network ~1.8x faster on
+    a CPU than the (in, out) vector-matrix form.
+    """
+
+    in_shape: tuple[int, int, int]  # (channels = stacked frames, height, width)
+    n_actions: int
+    discrete: bool = True
+    convs: ClassVar[tuple[tuple[int, int, int], ...]] = NATURE_CONVS
+    hidden: ClassVar[int] = NATURE_HIDDEN
+    kind: ClassVar[str] = "nature_cnn"
+
+    def describe(self) -> str:
+        c, h, w = self.in_shape
+        fh, fw = self.feature_hw
+        return (
+            f"Nature-DQN CNN (= SB3 NatureCNN + linear head): {c}x{h}x{w} uint8/255 -> conv 32x8x8/4 -> "
+            f"conv 64x4x4/2 -> conv 64x3x3/1 ({64 * fh * fw} features) -> fc {NATURE_HIDDEN} -> {self.n_actions}, "
+            f"relu, valid padding, {self.n_params:,} params, argmax actions"
+        )
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return x / 255.0
+
+    def row_images(self, x: torch.Tensor) -> torch.Tensor:
+        r, e = x.shape[:2]
+        return x.transpose(0, 1).reshape(e, r * self.in_shape[0], *self.in_shape[1:]) / 255.0
+
+
+# MinAtar's reference network (its examples/dqn.py QNetwork): one conv of 16 3x3 filters, stride 1, no padding.
+MINATAR_CONVS = ((16, 3, 1),)
+MINATAR_HIDDEN = 128
+
+
+@dataclass(frozen=True)
+class MinAtarCNN(ConvNet):
+    """MinAtar's reference network (Young & Tian 2019, `examples/dqn.py`), for (10, 10, n) boolean grids.
+
+    Layers: conv 16x3x3/1 with no padding (10x10 -> 8x8x16 = 1,024 features), fc 128, fc n_actions, ReLU
+    between layers (as MinAtar's DQN; its AC(lambda) example uses SiLU units in the same layout). Observations
+    arrive channels-last (H, W, C) as MinAtar gives them and are read as 0/1 floats, transposed to (C, H, W)
+    inside the forward pass; for grouped convolutions they are laid out in PyTorch's channels-last memory
+    format, where the grouped 3x3 convolution runs ~2x faster on a CPU than in the contiguous one. 132k
+    parameters for Breakout's 4 channels and 3 actions, 98% of them in the fc layer.
+    """
+
+    in_shape: tuple[
+        int, int, int
+    ]  # (channels, height, width) of the network's input; observations are (H, W, C)
+    n_actions: int
+    convs: ClassVar[tuple[tuple[int, int, int], ...]] = MINATAR_CONVS
+    hidden: ClassVar[int] = MINATAR_HIDDEN
+    kind: ClassVar[str] = "minatar_cnn"
+
+    @property
+    def observation_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.in_shape
+        return h, w, c
+
+    def describe(self) -> str:
+        c, h, w = self.in_shape
+        fh, fw = self.feature_hw
+        return (
+            f"MinAtar CNN (MinAtar's reference network): {h}x{w}x{c} bool -> conv 16x3x3/1 ({16 * fh * fw} "
+            f"features) -> fc {MINATAR_HIDDEN} -> {self.n_actions}, relu, no padding, {self.n_params:,} params, "
+            "argmax actions"
+        )
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().permute(0, 3, 1, 2)
+
+    def row_images(self, x: torch.Tensor) -> torch.Tensor:
+        r, e, h, w, c = x.shape
+        # (R, E, H, W, C) -> (E, H, W, R * C): the (E, R * C, H, W) input in channels-last memory format
+        nhwc = x.permute(1, 2, 3, 0, 4).reshape(e, h, w, r * c)
+        return nhwc.permute(0, 3, 1, 2).float()
 
 
 def linear_rows(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -292,10 +384,18 @@ def linear_rows(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
     return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
 
 
-def network_spec(net: Network | NatureCNN) -> dict[str, Any]:
+AnyNetwork = Network | NatureCNN | MinAtarCNN
+CONV_NETS: dict[str, type[NatureCNN] | type[MinAtarCNN]] = {
+    "nature_cnn": NatureCNN,
+    "minatar_cnn": MinAtarCNN,
+}
+AUTO_HINT = "algo.network.kind=auto (the default) picks the network for the env's observations"
+
+
+def network_spec(net: AnyNetwork) -> dict[str, Any]:
     """A JSON-able description from which :func:`network_from_spec` rebuilds `net` (saved with a champion)."""
-    if isinstance(net, NatureCNN):
-        return {"kind": "nature_cnn", "in_shape": list(net.in_shape), "n_actions": net.n_actions}
+    if isinstance(net, ConvNet):
+        return {"kind": net.kind, "in_shape": list(net.in_shape), "n_actions": net.n_actions}
     return {
         "kind": "mlp",
         "sizes": list(net.sizes),
@@ -307,12 +407,12 @@ def network_spec(net: Network | NatureCNN) -> dict[str, Any]:
     }
 
 
-def network_from_spec(spec: dict[str, Any]) -> Network | NatureCNN:
+def network_from_spec(spec: dict[str, Any]) -> AnyNetwork:
     kind = spec.get("kind", "mlp")
-    if kind == "nature_cnn":
-        return NatureCNN(tuple(spec["in_shape"]), int(spec["n_actions"]))
+    if kind in CONV_NETS:
+        return CONV_NETS[kind](tuple(spec["in_shape"]), int(spec["n_actions"]))
     if kind != "mlp":
-        raise PolicyError(f"saved network kind={kind!r}; valid: mlp, nature_cnn")
+        raise PolicyError(f"saved network kind={kind!r}; valid: mlp, {', '.join(CONV_NETS)}")
     return Network(
         tuple(spec["sizes"]),
         spec["activation"],
@@ -323,44 +423,88 @@ def network_from_spec(spec: dict[str, Any]) -> Network | NatureCNN:
     )
 
 
+def _conv_net_checks(name: str, net_cfg: Any, action_space: gym.Space) -> None:
+    """What both CNNs need besides their input: one of n discrete actions, ReLU."""
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise PolicyError(f"the {name} picks one of n discrete actions; action space {action_space} is not")
+    if net_cfg.activation != "relu":
+        raise PolicyError(
+            f"algo.network.activation={net_cfg.activation!r} is invalid for the {name}; valid: relu "
+            f"(algo.network.hidden and algo.network.activation describe MLPs; the {name}'s layers are fixed)"
+        )
+
+
 def make_nature_cnn(net_cfg: Any, observation_space: gym.spaces.Box, action_space: gym.Space) -> NatureCNN:
     """The GA/RS network for stacked image observations (Atari), (C, H, W) uint8."""
     shape = tuple(int(d) for d in observation_space.shape)
-    if observation_space.dtype != np.uint8:
-        raise PolicyError(f"the Nature CNN needs uint8 image observations (C, H, W); got {observation_space}")
-    if not isinstance(action_space, gym.spaces.Discrete):
+    if observation_space.dtype != np.uint8 or len(shape) != 3:
         raise PolicyError(
-            f"the Nature CNN picks one of n discrete actions; action space {action_space} is not"
+            f"algo.network.kind=nature_cnn cannot take observations {observation_space}: the Nature CNN needs "
+            f"uint8 image stacks (C, H, W) of at least 36x36 (Atari); {AUTO_HINT}"
         )
-    if net_cfg.activation != "relu":
-        raise PolicyError(
-            f"algo.network.activation={net_cfg.activation!r} is invalid for the Nature CNN; valid: relu "
-            "(algo.network.hidden and algo.network.activation describe MLPs; the CNN's layers are fixed)"
-        )
+    _conv_net_checks("Nature CNN", net_cfg, action_space)
     net = NatureCNN(in_shape=(shape[0], shape[1], shape[2]), n_actions=int(action_space.n))
     if min(net.feature_hw) < 1:
         raise PolicyError(f"image observations {shape} are too small for the Nature CNN (need >= 36x36)")
     return net
 
 
-def build_network(env_cfg: Any, net_cfg: Any) -> Network | NatureCNN:
+def make_minatar_cnn(net_cfg: Any, observation_space: gym.spaces.Box, action_space: gym.Space) -> MinAtarCNN:
+    """The GA/RS network for MinAtar's (H, W, C) boolean grids."""
+    shape = tuple(int(d) for d in observation_space.shape)
+    if observation_space.dtype != np.bool_ or len(shape) != 3 or min(shape[:2]) < 3:
+        raise PolicyError(
+            f"algo.network.kind=minatar_cnn cannot take observations {observation_space}: MinAtar's network "
+            f"needs boolean grids (H, W, C) of at least 3x3, channels last (MinAtar: 10x10xn); {AUTO_HINT}"
+        )
+    _conv_net_checks("MinAtar CNN", net_cfg, action_space)
+    return MinAtarCNN(in_shape=(shape[2], shape[0], shape[1]), n_actions=int(action_space.n))
+
+
+def build_network(env_cfg: Any, net_cfg: Any) -> AnyNetwork:
     """The GA/RS network for the configured env (`env.*`, `algo.network`), its spaces read from a built env:
     the one way the driver, the Ray workers and the benchmarks get the same network."""
     info = env_info(env_cfg)
     return make_network(net_cfg, info.observation_space, info.action_space)
 
 
+def network_kind(net_cfg: Any, observation_space: gym.Space) -> str:
+    """`algo.network.kind`, with `auto` resolved from the observations: an MLP for vectors, MinAtar's network
+    for boolean (H, W, C) grids, the Nature CNN for other images (uint8 (C, H, W) stacks)."""
+    kind = str(getattr(net_cfg, "kind", None) or "auto")  # no key (e.g. an older run's config): auto
+    if kind not in NETWORK_KINDS:
+        raise PolicyError(f"algo.network.kind={kind!r} is invalid; valid: {', '.join(NETWORK_KINDS)}")
+    if kind != "auto":
+        return kind
+    if isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3:
+        return "minatar_cnn" if observation_space.dtype == np.bool_ else "nature_cnn"
+    return "mlp"
+
+
 def make_network(
     net_cfg: Any, observation_space: gym.Space, action_space: gym.Space, obs_norm: bool = False
-) -> Network | NatureCNN:
-    """The GA/RS/ES network for an env: an MLP for vector observations, the Nature CNN for (C, H, W) images.
-    `obs_norm` (ES) puts an observation normaliser in front of an MLP; image networks have none."""
-    if isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3:
+) -> AnyNetwork:
+    """The GA/RS/ES network for an env: `algo.network.kind` (:func:`network_kind`). `obs_norm` (ES) puts an
+    observation normaliser in front of an MLP; image networks have none."""
+    kind = network_kind(net_cfg, observation_space)
+    box = isinstance(observation_space, gym.spaces.Box)
+    if kind != "mlp" and not box:
+        raise PolicyError(f"algo.network.kind={kind} cannot take observations {observation_space}: not a Box")
+    if kind == "nature_cnn":
         return make_nature_cnn(net_cfg, observation_space, action_space)
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+    if kind == "minatar_cnn":
+        return make_minatar_cnn(net_cfg, observation_space, action_space)
+    vector = box and len(observation_space.shape) == 1
+    if not vector and network_kind(None, observation_space) != "mlp":  # images, but algo.network.kind=mlp
+        raise PolicyError(
+            f"algo.network.kind=mlp cannot take observations {observation_space}: the MLP needs a 1-D Box "
+            f"(vector observations); {AUTO_HINT}"
+        )
+    if not vector:
         raise PolicyError(
             f"observation space {observation_space} is not supported by the GA/RS policies: they need a 1-D Box "
-            "(vector observations, MLP) or a (C, H, W) uint8 image stack (Nature CNN; env=Pong / env=atari)"
+            "(vector observations, MLP), a (C, H, W) uint8 image stack (Nature CNN; env=Pong / env=atari) or a "
+            "(H, W, C) boolean grid (MinAtar CNN; env=minatar)"
         )
     if isinstance(action_space, gym.spaces.Discrete):
         discrete, n_out, low, high = True, int(action_space.n), (), ()
@@ -381,11 +525,14 @@ def make_network(
     return Network(sizes, str(net_cfg.activation), discrete, low, high, obs_norm)
 
 
-def searched_mask(net: Network | NatureCNN) -> torch.Tensor:
+def searched_mask(net: AnyNetwork) -> torch.Tensor:
     """(P,) 1.0 on the parameters a search perturbs, 0.0 on the observation normaliser's statistics."""
     mask = torch.ones(net.n_params)
     mask[: getattr(net, "norm_size", 0)] = 0.0
     return mask
+
+
+LOAD_CHUNK_BYTES = 4 * 2**20
 
 
 class RowWeights:
@@ -405,6 +552,11 @@ class RowWeights:
         if numpy_forward is None:
             numpy_forward = isinstance(net, Network) and self.device.type == "cpu"
         self.numpy_layers = [b.numpy() for b in self.layers] if numpy_forward else None
+        # networks built and loaded at once (evaluation.LocalEvaluator): about LOAD_CHUNK_BYTES of parameters,
+        # so that building them allocates no fresh memory (page faults) and stays in cache. MinAtar's 132k-
+        # parameter network: 7 at a time, 5x faster than a whole population's worth at once (fresh networks
+        # on MinAtar often last only ~10 frames, so this cost shows)
+        self.load_chunk = max(1, LOAD_CHUNK_BYTES // (4 * net.n_params))
 
     def load(self, rows: np.ndarray, flat: torch.Tensor) -> None:
         """Copy the flat parameters (k, P), built on the CPU, into rows (k,)."""

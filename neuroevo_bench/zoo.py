@@ -110,6 +110,7 @@ POLICY_KWARGS_CLASSES = frozenset(
         "torch.optim.AdamW",
         "torch.optim.RMSprop",
         "torch.optim.SGD",
+        "neuroevo_bench.algorithms.sb3.MinAtarCNNExtractor",
     ]
 )
 
@@ -189,12 +190,16 @@ def zoo_file(algo: str) -> tuple[dict[str, Any], str, str, str]:
     return data, dist.version, rel, str(path)
 
 
-def zoo_entry(algo: str, env_id: str, is_atari: bool) -> ZooEntry:
-    """The entry the zoo's `ExperimentManager.read_hyperparameters` picks: the id, else `atari`, else `default`."""
+def zoo_entry(algo: str, env_id: str, env_kind: str) -> ZooEntry:
+    """The entry the zoo's `ExperimentManager.read_hyperparameters` picks: the id, else `atari`, else `default`.
+
+    MinAtar games (which the zoo does not tune) take the zoo's `atari` entry, the harness's choice: they are
+    miniature Atari games, and that is the zoo's one tuned set for image observations and discrete actions.
+    """
     data, version, rel, path = zoo_file(algo)
     if env_id in data:
         key = env_id
-    elif is_atari:
+    elif env_kind in ("atari", "minatar"):
         key = ATARI_ENTRY
     else:
         key = DEFAULT_ENTRY
@@ -221,15 +226,26 @@ def convert_entry(entry: ZooEntry, env_kind: str, frame_stack: int) -> tuple[dic
             )
         elif key == "env_wrapper":
             wrappers = value if isinstance(value, list) else [value]
-            if env_kind != "atari" or wrappers != [ATARI_WRAPPER]:
+            if env_kind not in ("atari", "minatar") or wrappers != [ATARI_WRAPPER]:
                 _refuse(
                     where, key, value, "the harness plays its own env; only the Atari entry's AtariWrapper"
                 )
+            if env_kind == "minatar":
+                notes.append(
+                    "env=minatar takes the zoo's atari entry (the zoo has no MinAtar set); its AtariWrapper is "
+                    "replaced by MinAtar's own env, and rewards stay unclipped (MinAtar's rewards are small "
+                    "integers, and its own examples train on them unclipped)"
+                )
+                continue
             out["clip_reward"] = True
             notes.append(
                 "env_wrapper AtariWrapper is replaced by the protocol env (sticky actions 0.25, frame skip 4 with "
                 "max-pool, 84x84 grayscale, no life-loss terminal, no no-op starts); its reward clipping is kept "
                 "as the training signal only (clip_reward=true)"
+            )
+        elif key == "frame_stack" and env_kind == "minatar":
+            notes.append(
+                f"frame_stack={value} is not applied: MinAtar is played unstacked, as its own examples do"
             )
         elif key == "frame_stack":
             if env_kind != "atari" or value != frame_stack:
@@ -343,12 +359,12 @@ def resolve(algo: str, given: dict[str, Any], env_id: str, env_kind: str, frame_
 
     `given` is the algo config (`_target_`, `name`, `zoo` and the hyperparameter keys; null = not set).
     """
-    entry = zoo_entry(algo, env_id, env_kind == "atari") if given.get("zoo", True) else None
+    entry = zoo_entry(algo, env_id, env_kind) if given.get("zoo", True) else None
     zoo_values, notes = convert_entry(entry, env_kind, frame_stack) if entry else ({}, [])
     defaults = {
         **SB3_DEFAULTS[algo],
         **HARNESS_DEFAULTS,
-        "policy": "CnnPolicy" if env_kind == "atari" else "MlpPolicy",
+        "policy": "CnnPolicy" if env_kind in ("atari", "minatar") else "MlpPolicy",
     }
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}

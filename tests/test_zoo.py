@@ -143,9 +143,10 @@ def test_every_entry_of_the_zoo_files_converts_or_is_refused_by_name():
 
 
 def test_unlisted_env_uses_the_zoo_default_entry_and_ale_ids_the_atari_entry():
-    assert zoo_entry("ppo", "FrozenLake-v1", False).key == "default"
-    assert zoo_entry("dqn", "ALE/Breakout-v5", True).key == "atari"
-    assert zoo_entry("dqn", "CartPole-v1", False).key == "CartPole-v1"
+    assert zoo_entry("ppo", "FrozenLake-v1", "gym").key == "default"
+    assert zoo_entry("dqn", "ALE/Breakout-v5", "atari").key == "atari"
+    assert zoo_entry("dqn", "CartPole-v1", "gym").key == "CartPole-v1"
+    assert zoo_entry("a2c", "MinAtar/Breakout-v1", "minatar").key == "atari"  # the harness's choice
 
 
 def test_config_beats_zoo_beats_default_and_zoo_can_be_switched_off(make_cfg):

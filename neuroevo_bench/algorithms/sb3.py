@@ -36,13 +36,15 @@ from omegaconf import DictConfig, OmegaConf
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.torch_layers import NatureCNN
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from neuroevo_bench.algorithms import ActFn, RunContext
 from neuroevo_bench.config import TRAIN_SEED_LIMIT, ConfigError, validate_sb3
 from neuroevo_bench.envs import CountedVecEnv, make_vector_env
+from neuroevo_bench.policies import MINATAR_CONVS, MINATAR_HIDDEN
 from neuroevo_bench.records import RUN_JSON, read_json
 from neuroevo_bench.zoo import POLICY_KWARGS_CLASSES, SB3_DEFAULTS, SCHEDULE_KEYS, Resolved
 
@@ -245,6 +247,45 @@ class BudgetCallback(BaseCallback):
 
 
 # --- 3. the Algorithm ----------------------------------------------------------------------------------------------
+class MinAtarCNNExtractor(BaseFeaturesExtractor):
+    """MinAtar's reference network up to its 128 features (conv 16x3x3/1, no padding, fc 128, ReLU): the layers
+    of the GA's `policies.MinAtarCNN` before its head, for (H, W, C) boolean grids (SB3's NatureCNN needs images
+    of at least 36x36). SB3Baseline picks it for CnnPolicy on env=minatar, with linear heads (`net_arch: []`), so
+    SB3's network is the GA's plus a value head (DQN: the GA's network as its Q-network).
+
+    SB3 hands observations as floats (its preprocessing casts a non-image Box, such as MinAtar's booleans,
+    to float), channels last as MinAtar gives them; they are transposed here.
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = MINATAR_HIDDEN) -> None:
+        super().__init__(observation_space, features_dim)
+        h, w, c = observation_space.shape
+        layers: list[torch.nn.Module] = []
+        for out, k, stride in MINATAR_CONVS:
+            layers += [torch.nn.Conv2d(c, out, kernel_size=k, stride=stride), torch.nn.ReLU()]
+            c, h, w = out, (h - k) // stride + 1, (w - k) // stride + 1
+        self.cnn = torch.nn.Sequential(*layers, torch.nn.Flatten())
+        self.linear = torch.nn.Sequential(torch.nn.Linear(c * h * w, features_dim), torch.nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.cnn(observations.float().permute(0, 3, 1, 2)))
+
+
+FEATURE_EXTRACTORS = {NatureCNN: "Nature CNN", MinAtarCNNExtractor: "MinAtar CNN (conv 16x3x3/1, fc 128)"}
+
+
+def check_policy_input(policy: str, policy_kwargs: dict[str, Any], observation_space: gym.Space) -> None:
+    """CnnPolicy's default features extractor, SB3's NatureCNN, takes only uint8 images of at least 36x36."""
+    if policy != "CnnPolicy" or "features_extractor_class" in policy_kwargs:
+        return
+    if not is_image_space(observation_space, check_channels=False) or min(observation_space.shape[-2:]) < 36:
+        raise ConfigError(
+            f"algo.policy=CnnPolicy (SB3's NatureCNN) cannot take observations {observation_space}: it needs "
+            "uint8 images of at least 36x36; valid: algo.policy_kwargs.features_extractor_class for these "
+            "observations (on env=minatar the harness sets MinAtar's network), or MlpPolicy"
+        )
+
+
 def describe_policy(model: BaseAlgorithm, policy_name: str) -> str:
     """The network as the records state it, e.g. `SB3 MlpPolicy: pi 4-64-64-2, vf 4-64-64-1 (separate), tanh`."""
     p = model.policy
@@ -254,18 +295,20 @@ def describe_policy(model: BaseAlgorithm, policy_name: str) -> str:
     if isinstance(model, DQN):
         q = p.q_net
         heads = f"q {'-'.join(map(str, [q.features_dim, *q.net_arch, n_out]))} (+ a target copy)"
-        if isinstance(q.features_extractor, NatureCNN):
-            return f"SB3 DQN {policy_name}: Nature CNN {obs} -> {q.features_dim} (ReLU), {heads}"
+        extractor = FEATURE_EXTRACTORS.get(type(q.features_extractor))
+        if extractor is not None:
+            return f"SB3 DQN {policy_name}: {extractor} {obs} -> {q.features_dim} (ReLU), {heads}"
         return f"SB3 DQN {policy_name}: {heads}, {q.activation_fn.__name__.lower()}"
     arch = p.net_arch if isinstance(p.net_arch, dict) else {"pi": list(p.net_arch), "vf": list(p.net_arch)}
     act = p.activation_fn.__name__.lower()
     pi = "-".join(map(str, [p.features_dim, *arch["pi"], n_out]))
     vf = "-".join(map(str, [p.features_dim, *arch["vf"], 1]))
     heads = f"pi {pi}, vf {vf} (separate)"
-    if not isinstance(p.features_extractor, NatureCNN):
+    extractor = FEATURE_EXTRACTORS.get(type(p.features_extractor))
+    if extractor is None:
         return f"SB3 {policy_name}: {heads}, {act}"
     shared = "shared by pi and vf" if p.share_features_extractor else "one per head"
-    return f"SB3 {policy_name}: Nature CNN {obs} -> {p.features_dim} (ReLU, {shared}), {heads}"
+    return f"SB3 {policy_name}: {extractor} {obs} -> {p.features_dim} (ReLU, {shared}), {heads}"
 
 
 def policy_kwargs_objects(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -316,6 +359,13 @@ class SB3Baseline:
             self.rollout_steps = int(v["n_steps"])
         self.sb3_kwargs = kwargs
         self.policy_kwargs = policy_kwargs_objects(v["policy_kwargs"])
+        if (
+            ctx.env_cfg.kind == "minatar" and self.policy_name == "CnnPolicy"
+        ):  # SB3's NatureCNN cannot take 10x10
+            self.policy_kwargs = {
+                "features_extractor_class": MinAtarCNNExtractor,
+                "net_arch": [],
+            } | self.policy_kwargs
 
         env = make_vector_env(
             ctx.env_cfg, self.n_envs, same_step_autoreset=True, num_threads=int(ctx.resources.env_threads)
@@ -324,6 +374,11 @@ class SB3Baseline:
         self.vecnorm: VecNormalize | None = None
         if v["normalize"]:  # the zoo's normalize: VecNormalize with the algorithm's gamma
             self.vecnorm = VecNormalize(self.venv, gamma=float(v["gamma"]), **v["normalize"])
+        try:
+            check_policy_input(self.policy_name, self.policy_kwargs, self.venv.observation_space)
+        except ConfigError:
+            self.venv.close()
+            raise
         self.model = self.sb3_class(
             self.policy_name,
             self.vecnorm or self.venv,
