@@ -40,10 +40,10 @@ __all__ = [
 Color = tuple[float, float, float]
 
 # Index into seaborn's "colorblind" palette per known algorithm: GA blue, random search orange, ES vermilion,
-# A2C green, PPO purple, DQN brown (random search and ES also differ by marker); unknown algorithms take the
+# A2C green, PPO purple, DQN sky blue (neighbouring hues also differ by marker); unknown algorithms take the
 # remaining colours in name order.
-_FIXED_COLOURS = {"ga": 0, "random": 1, "es": 3, "a2c": 2, "ppo": 4, "dqn": 5}
-_SPARE_COLOURS = (9, 7, 6, 8)
+_FIXED_COLOURS = {"ga": 0, "random": 1, "es": 3, "a2c": 2, "ppo": 4, "dqn": 9}
+_SPARE_COLOURS = (5, 7, 6, 8)
 _BAND_ALPHA = 0.2
 
 
