@@ -61,6 +61,15 @@ if "FixedLengthSkip3-v0" not in gym.registry:
     gym.register("FixedLengthSkip3-v0", entry_point=FrameSkipToyEnv)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """As the runner sets resources.threads (1): tests that drive an algorithm directly must do the same."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def make_cfg() -> Callable[..., DictConfig]:
     """compose() the app's config with overrides, as `python -m neuroevo_bench <overrides>` would."""

@@ -5,7 +5,6 @@ depend on the layout and its saved policy scores what the run reported."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,10 +16,10 @@ import torch
 from neuroevo_bench.algorithms import RunContext
 from neuroevo_bench.algorithms.es import ADAM_EPS, EvolutionStrategies, centred_ranks, load_theta
 from neuroevo_bench.envs import Ledger
-from neuroevo_bench.evaluation import PopulationResult, unfinished
-from neuroevo_bench.genome import Genome
+from neuroevo_bench.evaluation import unfinished
 from neuroevo_bench.runner import replay_score, run
 from tests.conftest import TOY, TOY_LENGTH
+from tests.test_ga_variants import FakeEvaluator
 
 TINY_ES = ("algo=es", "algo.population=4", "algo.episodes_per_fitness=2", "algo.slots=8")
 TINY_ES += ("algo.noise_table_size=4096", "algo.network.hidden=[8]")
@@ -71,29 +70,6 @@ def test_frame_accounting_on_toy_env(make_cfg, tmp_path):
     assert float(curve[-1]["score_mean"]) == TOY_LENGTH  # unclipped return of the toy's 10 steps
 
 
-class RankedEvaluator:
-    """Scores individual i of each evaluation with a fixed return table, filled in place as evaluators do."""
-
-    def __init__(self, returns: np.ndarray) -> None:
-        self.returns = returns
-
-    def evaluate(
-        self,
-        genomes: Sequence[Genome],
-        episodes: int,
-        seed: int,
-        ledger: Ledger,
-        partial: PopulationResult,
-        stop: Callable[[], bool],
-    ) -> PopulationResult:
-        partial.returns[:] = self.returns[:, None]
-        partial.lengths[:] = 1
-        return PopulationResult(partial.returns, partial.lengths, 0, 0, True)
-
-    def close(self) -> None:
-        pass
-
-
 def test_one_generation_is_an_adam_step_on_the_antithetic_estimate(make_cfg):
     """g = sum_i (c+_i - c-_i) eps_i / (2 n sigma) from centred ranks c; Adam's first step is then
     theta - lr * u / (|u| + eps) for u = -g + l2 * theta (bias corrections cancel)."""
@@ -101,7 +77,8 @@ def test_one_generation_is_an_adam_step_on_the_antithetic_estimate(make_cfg):
     ctx = RunContext(env_cfg=cfg.env, ledger=Ledger(), seed=5, resources=cfg.resources)
     es = EvolutionStrategies(ctx, **{k: v for k, v in cfg.algo.items() if k != "_target_"})
     returns = np.array([5.0, 1.0, 2.0, 9.0, 7.0, 7.5])  # pairs (+, -): (5, 1), (2, 9), (7, 7.5)
-    es.evaluator = RankedEvaluator(returns)
+    es.evaluator = FakeEvaluator()  # each individual scores its entry of `returns`
+    es.evaluator.score = dict(zip(es.population, returns, strict=True)).__getitem__
     theta = es.store.center.double().numpy()
     eps = np.stack([es.noise.windows[g[1]].double().numpy() for g in es.population[0::2]])
     assert [g[1] for g in es.population[0::2]] == [g[1] for g in es.population[1::2]]  # antithetic pairs

@@ -56,12 +56,7 @@ TINY = {
 BUDGET = 1500
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: as the runner sets resources.threads
 
 
 def minatar(make_cfg, game: str = "Breakout", *overrides: str):

@@ -35,13 +35,7 @@ ROLLOUT_STEPS = {"a2c": 4 * 5, "ppo": 4 * 16, "dqn": 4 * 5}
 ZOO = "rl-baselines3-zoo 2.9.2"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """As the runner sets resources.threads (1): tests that drive a baseline directly must do the same."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: as the runner sets resources.threads
 
 
 def read_curve(run_dir: Path) -> list[dict[str, str]]:

@@ -9,7 +9,6 @@ import json
 import re
 
 import pytest
-import torch
 import yaml
 from stable_baselines3 import A2C, DQN, PPO
 
@@ -20,12 +19,7 @@ from neuroevo_bench.zoo import SB3_DEFAULTS, ZooEntry, convert_entry, parse_poli
 QUIET = ("progress_every_s=1000",)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: as the runner sets resources.threads
 
 
 def zoo_yaml(algo: str) -> dict:

@@ -23,7 +23,6 @@ only rescales the gradient against the L2 term, and this file follows the estima
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 from pathlib import Path
@@ -200,27 +199,17 @@ class EvolutionStrategies(PopulationMethod):
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue bit-identically, mid-generation too (as the GA's)."""
         return {
-            "rng": self.rng.bit_generator.state,
-            "generation": self.generation,
-            "population": self.population,
+            **self._search_state(),
             "center": self.store.center.clone(),
             "adam": (self.adam_m.clone(), self.adam_v.clone(), self.adam_t),
             "obs_stats": (self.obs_sum.copy(), self.obs_sumsq.copy(), self.obs_count),
-            "last": self.last,
-            "exhausted": self.exhausted,
-            "current": copy.deepcopy(self.current),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.generation = state["generation"]
-        self.population = state["population"]
+        self._load_search_state(state)
         self.store.set_center(state["center"])
         self.adam_m, self.adam_v, self.adam_t = state["adam"]
         self.obs_sum, self.obs_sumsq, self.obs_count = state["obs_stats"]
-        self.last = state["last"]
-        self.exhausted = state["exhausted"]
-        self.current = state["current"]
 
 
 def load_theta(run_dir: Path) -> tuple[Network, torch.Tensor]:

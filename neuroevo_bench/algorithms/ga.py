@@ -21,7 +21,6 @@ elite, which is random search (:mod:`neuroevo_bench.algorithms.random_search`).
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -201,26 +200,12 @@ class GeneticAlgorithm(PopulationMethod):
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue bit-identically, mid-generation too: the generation in progress keeps its
         seeds and its finished episodes (the runner's checkpoint counts only those: :meth:`frames_done`)."""
-        return {
-            "rng": self.rng.bit_generator.state,
-            "generation": self.generation,
-            "population": self.population,
-            "elite": self.elite,
-            "elite_score": self.elite_score,
-            "last": self.last,
-            "exhausted": self.exhausted,
-            "current": copy.deepcopy(self.current),
-        }
+        return {**self._search_state(), "elite": self.elite, "elite_score": self.elite_score}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.generation = state["generation"]
-        self.population = state["population"]
+        self._load_search_state(state)
         self.elite = state["elite"]
         self.elite_score = state["elite_score"]
-        self.last = state["last"]
-        self.exhausted = state["exhausted"]
-        self.current = state["current"]
 
 
 def load_champion(run_dir: Path) -> tuple[Network, torch.Tensor]:

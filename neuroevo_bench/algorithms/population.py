@@ -9,6 +9,7 @@ cap, and the frames that count as done.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from neuroevo_bench.algorithms import RunContext
 from neuroevo_bench.config import TRAIN_SEED_LIMIT
 from neuroevo_bench.envs import atari_episode_cap
 from neuroevo_bench.evaluation import LocalEvaluator, PopulationEvaluator, PopulationResult
-from neuroevo_bench.genome import Store
+from neuroevo_bench.genome import Genome, Store
 from neuroevo_bench.policies import Network
 
 TICK_S = 0.25  # how often an evaluation's per-step callback does more than check for a stop request
@@ -85,6 +86,8 @@ class PopulationMethod:
     episodes: int
     n_candidates: int = 0
     val_episodes: int = 0
+    rng: np.random.Generator  # the search's own generator (seeded from the run's seed by the subclass)
+    population: list[Genome]  # the individuals the next (or running) generation evaluates
 
     def _start(
         self,
@@ -226,6 +229,26 @@ class PopulationMethod:
 
     def step_generation(self) -> bool:
         raise NotImplementedError
+
+    def _search_state(self) -> dict[str, Any]:
+        """What every population method's checkpoint holds (a subclass adds what it learns): the generator, the
+        individuals of the next or running generation, and that generation's finished episodes."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "generation": self.generation,
+            "population": self.population,
+            "last": self.last,
+            "exhausted": self.exhausted,
+            "current": copy.deepcopy(self.current),
+        }
+
+    def _load_search_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.generation = state["generation"]
+        self.population = state["population"]
+        self.last = state["last"]
+        self.exhausted = state["exhausted"]
+        self.current = state["current"]
 
     # --- Algorithm protocol (the parts every population method shares) ---------------------------------------
     def train_until(self, frames: int) -> bool:
