@@ -78,7 +78,8 @@ def ga_eval_fps(cfg: DictConfig, frames: int, env_threads: int, seed: int = 0) -
     pop = [(int(o),) for o in store.noise.sample_offsets(rng, int(a.population))]
     ev = LocalEvaluator(cfg.env, net, store, int(a.slots), a.fitness_max_frames, env_threads)
     t0 = time.perf_counter()
-    ev.env.reset(seed=seed)
+    for env in ev.envs:
+        env.reset(seed=seed)
     t_reset = time.perf_counter() - t0
     ledger = Ledger(cap=frames)
     t0 = time.perf_counter()

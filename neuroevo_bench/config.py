@@ -163,6 +163,7 @@ class ResourcesConfig:
     threads: int = 1
     device: str = "cpu"
     env_threads: int = 1
+    overlap: bool = True  # Atari: one group of slots steps while the network acts for the other
 
 
 @dataclass

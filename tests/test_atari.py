@@ -275,6 +275,70 @@ def test_pong_evaluation_is_the_same_on_any_number_of_slots(make_cfg):
     assert (results[0].returns != 0).any()  # points were scored: the episodes themselves are compared
 
 
+def _record_actions(monkeypatch) -> list[dict[int, list[int]]]:
+    """Every action the slot evaluator takes, per task (individual * episodes + episode) in step order, into
+    the last dict of the returned list (append one per evaluation)."""
+    from neuroevo_bench import evaluation
+
+    log: list[dict[int, list[int]]] = []
+    act = evaluation.SlotGroup.act
+
+    def recording(group):
+        actions = act(group)
+        for slot in np.flatnonzero(group.slot_task >= 0):
+            log[-1].setdefault(int(group.slot_task[slot]), []).append(int(actions[slot]))
+        return actions
+
+    monkeypatch.setattr(evaluation.SlotGroup, "act", recording)
+    return log
+
+
+@pytest.mark.parametrize("cap", [None, 3_500])
+def test_overlapped_groups_play_exactly_what_one_group_plays(make_cfg, monkeypatch, cap):
+    """resources.overlap: two groups of slots, one stepping in ale_py's threads while the network acts for
+    the other. Every task takes the same actions at every step and ends with the same return and length as
+    on one group (the plain loop); frames are charged identically. With a budget cap, neither passes it
+    (steps in flight counted) and every episode that finished is the uncapped run's episode."""
+    cfg = make_cfg("env=Pong", "algo=ga")
+    info = env_info(cfg.env)
+    net = make_network(cfg.algo.network, info.observation_space, info.action_space)
+    store = ParamStore(NoiseTable(0, 2**22, net.n_params), net.init_scale(), 0.002)
+    genomes = [(int(o),) for o in store.noise.sample_offsets(np.random.default_rng(2), 5)]
+    runs = []
+    log = _record_actions(monkeypatch)
+    for overlap in (False, True):
+        taken: dict[int, list[int]] = {}
+        log.append(taken)
+        ev = LocalEvaluator(cfg.env, net, store, slots=4, max_episode_frames=400, overlap=overlap)
+        assert len(ev.envs) == (2 if overlap else 1)
+        ledger = Ledger(cap=cap)
+        res = ev.evaluate(genomes, 2, 5, ledger)
+        ev.close()
+        runs.append((res, ledger, taken))
+    (plain, plain_ledger, plain_taken), (over, over_ledger, over_taken) = runs
+    if cap is None:
+        assert plain.complete and over.complete
+        np.testing.assert_array_equal(over.returns, plain.returns)
+        np.testing.assert_array_equal(over.lengths, plain.lengths)
+        assert over_taken == plain_taken and len(plain_taken) == 10
+        assert over_ledger.frames == plain_ledger.frames == 4 * int(plain.lengths.sum())
+        assert (plain.lengths == 100).all()  # every episode ran to the 400-frame cap: 100 actions each
+    else:
+        for res, ledger in ((plain, plain_ledger), (over, over_ledger)):
+            assert not res.complete and ledger.frames <= cap
+            assert cap - ledger.frames < 4 * 4  # stopped less than one step of the 4 slots short
+        log.append({})
+        full = LocalEvaluator(cfg.env, net, store, slots=4, max_episode_frames=400)
+        whole = full.evaluate(genomes, 2, 5, Ledger())
+        full.close()
+        for res, taken in ((plain, plain_taken), (over, over_taken)):
+            done = np.isfinite(res.returns)
+            assert done.sum() >= 8
+            np.testing.assert_array_equal(res.returns[done], whole.returns[done])
+            for task, actions in taken.items():  # cut-off episodes too: a prefix of the same actions
+                assert actions == log[-1][task][: len(actions)]
+
+
 # --- the network --------------------------------------------------------------------------------------------
 def _pong_cnn(make_cfg) -> NatureCNN:
     net = make_network(

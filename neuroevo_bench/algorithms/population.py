@@ -69,6 +69,7 @@ def make_evaluator(
         ctx.resources.env_threads,
         shards,
         str(ctx.resources.device),
+        bool(ctx.resources.get("overlap", True)),
     )
 
 
