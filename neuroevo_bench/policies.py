@@ -20,6 +20,8 @@ from neuroevo_bench.config import ConfigError
 from neuroevo_bench.envs import env_info
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
+# Storage formats of the Nature CNN's first fc weight (algo.network.fc_dtype); see NatureCNN.
+FC_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 NUMPY_ACTIVATIONS = {"relu": lambda h, out: np.maximum(h, 0, out=out), "tanh": np.tanh}
 
 
@@ -166,11 +168,19 @@ class NatureCNN:
     product is then a batched matrix-vector product over contiguous rows, which reads the 6.4 MB fc weight of
     a network ~1.8x faster on a CPU than the (in, out) vector-matrix form.) Initialisation follows Such et
     al.'s code: weights N(0, 1/fan_in), the output layer scaled by 0.1, biases zero.
+
+    `fc_dtype` (`algo.network.fc_dtype`): "float32" (default, exact), or "bfloat16": the first fc weight is
+    kept in bfloat16 wherever the network runs (weight rows, the single-network path) and multiplies the
+    conv features rounded to bfloat16, with float32 accumulation. That layer's weights are read from memory
+    at every agent step (6.4 MB per individual in float32, half in bfloat16), which bounds the GA's speed on
+    a CPU; genomes, mutation and every other layer stay float32. It changes the arithmetic, so it is an
+    explicit option, recorded with the network (README "The networks" gives the action agreement measured).
     """
 
     in_shape: tuple[int, int, int]  # (channels = stacked frames, height, width)
     n_actions: int
     discrete: bool = True
+    fc_dtype: str = "float32"  # storage of the 512 x 3136 fc weight in weight rows (FC_DTYPES)
 
     @property
     def conv_shapes(self) -> list[tuple[int, int, int, int]]:
@@ -220,10 +230,11 @@ class NatureCNN:
     def describe(self) -> str:
         c, h, w = self.in_shape
         fh, fw = self.feature_hw
+        fc = "" if self.fc_dtype == "float32" else f" ({self.fc_dtype} weight, float32 accumulation)"
         return (
             f"Nature-DQN CNN (= SB3 NatureCNN + linear head): {c}x{h}x{w} uint8/255 -> conv 32x8x8/4 -> "
-            f"conv 64x4x4/2 -> conv 64x3x3/1 ({64 * fh * fw} features) -> fc {NATURE_HIDDEN} -> {self.n_actions}, "
-            f"relu, valid padding, {self.n_params:,} params, argmax actions"
+            f"conv 64x4x4/2 -> conv 64x3x3/1 ({64 * fh * fw} features) -> fc {NATURE_HIDDEN}{fc} -> "
+            f"{self.n_actions}, relu, valid padding, {self.n_params:,} params, argmax actions"
         )
 
     def init_scale(self) -> torch.Tensor:
@@ -252,6 +263,7 @@ class NatureCNN:
             size = math.prod(shape)
             out.append(flat[:, pos : pos + size].reshape(n, *shape).contiguous())
             pos += size
+        out[-4] = out[-4].to(FC_DTYPES[self.fc_dtype])
         return out
 
     def to_actions(self, out: torch.Tensor) -> np.ndarray:
@@ -281,12 +293,26 @@ class NatureCNN:
         h = obs / 255.0
         for i, (_, _, _, stride) in enumerate(self.conv_shapes):
             h = torch.relu_(F.conv2d(h, layers[2 * i][0], layers[2 * i + 1][0], stride=stride))
-        h = torch.relu_(F.linear(h.flatten(1), layers[-4][0], layers[-3][0]))
+        h = h.flatten(1)
+        if self.fc_dtype == "float32":
+            h = torch.relu_(F.linear(h, layers[-4][0], layers[-3][0]))
+        else:  # read the weight as the rows do
+            h = torch.relu_(linear_rows(h.unsqueeze(0), layers[-4], layers[-3])[0])
         return F.linear(h, layers[-2][0], layers[-1][0])
 
 
 def linear_rows(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """R different linear layers on their own E inputs: h (R, E, in), weight (R, out, in), bias (R, out)."""
+    """R different linear layers on their own E inputs: h (R, E, in), weight (R, out, in), bias (R, out).
+
+    A bfloat16 `weight` is read as stored: `h` is rounded to bfloat16, the product accumulates in float32
+    (torch's CPU kernels), and its bfloat16 result is added to the float32 bias."""
+    if weight.dtype != h.dtype:
+        h = h.to(weight.dtype)
+        if h.shape[1] == 1:
+            out = torch.bmm(weight, h.transpose(1, 2)).transpose(1, 2)
+        else:
+            out = torch.bmm(h, weight.transpose(1, 2))
+        return out.float() + bias.unsqueeze(1)
     if h.shape[1] == 1:
         return torch.baddbmm(bias.unsqueeze(-1), weight, h.transpose(1, 2)).transpose(1, 2)
     return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
@@ -295,7 +321,12 @@ def linear_rows(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> to
 def network_spec(net: Network | NatureCNN) -> dict[str, Any]:
     """A JSON-able description from which :func:`network_from_spec` rebuilds `net` (saved with a champion)."""
     if isinstance(net, NatureCNN):
-        return {"kind": "nature_cnn", "in_shape": list(net.in_shape), "n_actions": net.n_actions}
+        return {
+            "kind": "nature_cnn",
+            "in_shape": list(net.in_shape),
+            "n_actions": net.n_actions,
+            "fc_dtype": net.fc_dtype,
+        }
     return {
         "kind": "mlp",
         "sizes": list(net.sizes),
@@ -310,7 +341,8 @@ def network_spec(net: Network | NatureCNN) -> dict[str, Any]:
 def network_from_spec(spec: dict[str, Any]) -> Network | NatureCNN:
     kind = spec.get("kind", "mlp")
     if kind == "nature_cnn":
-        return NatureCNN(tuple(spec["in_shape"]), int(spec["n_actions"]))
+        fc_dtype = str(spec.get("fc_dtype", "float32"))
+        return NatureCNN(tuple(spec["in_shape"]), int(spec["n_actions"]), fc_dtype=fc_dtype)
     if kind != "mlp":
         raise PolicyError(f"saved network kind={kind!r}; valid: mlp, nature_cnn")
     return Network(
@@ -337,7 +369,10 @@ def make_nature_cnn(net_cfg: Any, observation_space: gym.spaces.Box, action_spac
             f"algo.network.activation={net_cfg.activation!r} is invalid for the Nature CNN; valid: relu "
             "(algo.network.hidden and algo.network.activation describe MLPs; the CNN's layers are fixed)"
         )
-    net = NatureCNN(in_shape=(shape[0], shape[1], shape[2]), n_actions=int(action_space.n))
+    fc_dtype = str(net_cfg.get("fc_dtype", "float32"))
+    if fc_dtype not in FC_DTYPES:
+        raise PolicyError(f"algo.network.fc_dtype={fc_dtype!r} is invalid; valid: {', '.join(FC_DTYPES)}")
+    net = NatureCNN(in_shape=(shape[0], shape[1], shape[2]), n_actions=int(action_space.n), fc_dtype=fc_dtype)
     if min(net.feature_hw) < 1:
         raise PolicyError(f"image observations {shape} are too small for the Nature CNN (need >= 36x36)")
     return net
@@ -357,6 +392,11 @@ def make_network(
     `obs_norm` (ES) puts an observation normaliser in front of an MLP; image networks have none."""
     if isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 3:
         return make_nature_cnn(net_cfg, observation_space, action_space)
+    if str(net_cfg.get("fc_dtype", "float32")) != "float32":
+        raise PolicyError(
+            f"algo.network.fc_dtype={net_cfg.fc_dtype} is for the Nature CNN (image observations) only; valid "
+            "for an MLP: float32"
+        )
     if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
         raise PolicyError(
             f"observation space {observation_space} is not supported by the GA/RS policies: they need a 1-D Box "

@@ -31,6 +31,7 @@ from neuroevo_bench.genome import NoiseTable, ParamStore
 from neuroevo_bench.policies import (
     NatureCNN,
     PolicyError,
+    RowWeights,
     make_network,
     network_from_spec,
     network_spec,
@@ -388,6 +389,44 @@ def test_nature_cnn_init_and_spec(make_cfg):
     assert math.isclose(float(scale[-7]), 0.1 / math.sqrt(512), rel_tol=1e-6)  # last weight of the head
     assert float(scale[-6:].abs().sum()) == 0.0  # head biases
     assert network_from_spec(json.loads(json.dumps(network_spec(net)))) == net
+
+
+def test_bfloat16_fc_weight_is_an_explicit_option(make_cfg):
+    """algo.network.fc_dtype=bfloat16 keeps the 512 x 3136 fc weight in bfloat16 in the weight rows (half the
+    bytes read per step), says so in the records and the saved spec, and the rows and the single-network
+    path (the champion's test episodes) compute the same; float32 stays the default; MLPs refuse it."""
+    box = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    assert _pong_cnn(make_cfg).fc_dtype == "float32"
+    net = make_network(
+        make_cfg("env=Pong", "algo.network.fc_dtype=bfloat16").algo.network, box, gym.spaces.Discrete(6)
+    )
+    assert net.fc_dtype == "bfloat16" and "bfloat16 weight, float32 accumulation" in net.describe()
+    assert network_from_spec(json.loads(json.dumps(network_spec(net)))) == net
+    weights = RowWeights(net, 3)
+    assert weights.layers[-4].dtype == torch.bfloat16
+    assert [b.dtype for i, b in enumerate(weights.layers) if i != len(weights.layers) - 4] == [
+        torch.float32
+    ] * 9
+    g = torch.Generator().manual_seed(0)
+    flat = torch.randn(2, net.n_params, generator=g) * 0.05
+    weights.load(np.arange(2), flat)
+    x = torch.randint(0, 256, (2, 3, 4, 84, 84), generator=g).float()
+    with torch.no_grad():
+        rows = net.forward_rows([b[:2] for b in weights.layers], x)
+        for r in range(2):
+            torch.testing.assert_close(net.forward_one(flat[r], x[r]), rows[r], rtol=1e-5, atol=1e-5)
+        exact = _pong_cnn(make_cfg).forward_one(flat[0], x[0])
+    assert not torch.equal(rows[0], exact)  # the arithmetic does change: hence an explicit option
+    with pytest.raises(PolicyError, match="fc_dtype"):
+        make_network(
+            make_cfg("env=Pong", "algo.network.fc_dtype=float16").algo.network, box, gym.spaces.Discrete(6)
+        )
+    with pytest.raises(PolicyError, match="Nature CNN"):
+        make_network(
+            make_cfg("algo.network.fc_dtype=bfloat16").algo.network,
+            gym.spaces.Box(-1, 1, (4,), np.float32),
+            gym.spaces.Discrete(2),
+        )
 
 
 def test_nature_cnn_refuses_what_it_cannot_do(make_cfg):
