@@ -106,9 +106,8 @@ class SlotGroup:
         self.row_individual = np.full(n_rows, -1, dtype=np.int64)
         self.row_of = np.full(n_individuals, -1, dtype=np.int64)
         self.hi = 0  # rows [0, hi) hold every row in use
-        self.obs = (
-            venv.reset()
-        )  # unseeded: AtariVectorEnv takes partial (seeded) resets only after a full one
+        # an unseeded reset of every sub-env: AtariVectorEnv takes partial (seeded) resets only after a full one
+        self.obs = venv.reset()
         self.x = np.zeros((0, lanes, *self.obs.shape[1:]), dtype=self.obs.dtype)  # the network's input
         self.in_flight = 0  # agent steps sent to the env and not received yet
 
