@@ -73,7 +73,7 @@ class CheckBeforeRun(Callback):
 class NetworkConfig:
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "relu"
-    fc_dtype: str = "float32"  # Nature CNN: storage of the 512x3136 fc weight (float32 | bfloat16)
+    fc_dtype: str = "float32"  # Nature CNN: storage of the 512x3136 fc weight (float32 | float16)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 pytest.importorskip("ale_py")
 
@@ -32,6 +33,7 @@ from neuroevo_bench.policies import (
     NatureCNN,
     PolicyError,
     RowWeights,
+    linear_rows,
     make_network,
     network_from_spec,
     network_spec,
@@ -379,6 +381,28 @@ def test_nature_cnn_is_sb3_cnnpolicy_architecture(make_cfg):
             torch.testing.assert_close(net.forward_one(flat[r], x[r]), ref, rtol=1e-5, atol=1e-5)
 
 
+def test_nature_cnn_rows_compute_exactly_the_plain_grouped_convolution(make_cfg):
+    """forward_rows reads the first convolution's input channels-last (faster on a CPU): its outputs must be
+    bit-identical to the plain (contiguous) grouped convolution for any number of rows and lanes, or results
+    would depend on the code version and the layout."""
+    net = _pong_cnn(make_cfg)
+    g = torch.Generator().manual_seed(1)
+    for r, e in ((1, 1), (3, 2), (16, 1), (17, 1), (2, 30)):
+        flat = torch.randn(r, net.n_params, generator=g) * 0.05
+        layers = net.split(flat)
+        x = torch.randint(0, 256, (r, e, 4, 84, 84), generator=g).float()
+        with torch.no_grad():
+            h = x.transpose(0, 1).reshape(e, r * 4, 84, 84) / 255.0
+            for i, (out, c, k, stride) in enumerate(net.conv_shapes):
+                weight = layers[2 * i].reshape(r * out, c, k, k)
+                h = torch.relu_(
+                    F.conv2d(h, weight, layers[2 * i + 1].reshape(r * out), stride=stride, groups=r)
+                )
+            h = torch.relu_(linear_rows(h.reshape(e, r, -1).transpose(0, 1), layers[-4], layers[-3]))
+            plain = linear_rows(h, layers[-2], layers[-1])
+            assert torch.equal(net.forward_rows(layers, x), plain), (r, e)
+
+
 def test_nature_cnn_init_and_spec(make_cfg):
     """Such et al.'s initialisation (N(0, 1/fan_in), output layer x 0.1, zero biases), and a spec that the
     saved champion rebuilds the network from."""
@@ -391,19 +415,19 @@ def test_nature_cnn_init_and_spec(make_cfg):
     assert network_from_spec(json.loads(json.dumps(network_spec(net)))) == net
 
 
-def test_bfloat16_fc_weight_is_an_explicit_option(make_cfg):
-    """algo.network.fc_dtype=bfloat16 keeps the 512 x 3136 fc weight in bfloat16 in the weight rows (half the
+def test_float16_fc_weight_is_an_explicit_option(make_cfg):
+    """algo.network.fc_dtype=float16 keeps the 512 x 3136 fc weight in float16 in the weight rows (half the
     bytes read per step), says so in the records and the saved spec, and the rows and the single-network
     path (the champion's test episodes) compute the same; float32 stays the default; MLPs refuse it."""
     box = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     assert _pong_cnn(make_cfg).fc_dtype == "float32"
     net = make_network(
-        make_cfg("env=Pong", "algo.network.fc_dtype=bfloat16").algo.network, box, gym.spaces.Discrete(6)
+        make_cfg("env=Pong", "algo.network.fc_dtype=float16").algo.network, box, gym.spaces.Discrete(6)
     )
-    assert net.fc_dtype == "bfloat16" and "bfloat16 weight, float32 accumulation" in net.describe()
+    assert net.fc_dtype == "float16" and "float16 weight, float32 accumulation" in net.describe()
     assert network_from_spec(json.loads(json.dumps(network_spec(net)))) == net
     weights = RowWeights(net, 3)
-    assert weights.layers[-4].dtype == torch.bfloat16
+    assert weights.layers[-4].dtype == torch.float16
     assert [b.dtype for i, b in enumerate(weights.layers) if i != len(weights.layers) - 4] == [
         torch.float32
     ] * 9
@@ -419,11 +443,11 @@ def test_bfloat16_fc_weight_is_an_explicit_option(make_cfg):
     assert not torch.equal(rows[0], exact)  # the arithmetic does change: hence an explicit option
     with pytest.raises(PolicyError, match="fc_dtype"):
         make_network(
-            make_cfg("env=Pong", "algo.network.fc_dtype=float16").algo.network, box, gym.spaces.Discrete(6)
+            make_cfg("env=Pong", "algo.network.fc_dtype=bfloat16").algo.network, box, gym.spaces.Discrete(6)
         )
     with pytest.raises(PolicyError, match="Nature CNN"):
         make_network(
-            make_cfg("algo.network.fc_dtype=bfloat16").algo.network,
+            make_cfg("algo.network.fc_dtype=float16").algo.network,
             gym.spaces.Box(-1, 1, (4,), np.float32),
             gym.spaces.Discrete(2),
         )
