@@ -344,8 +344,9 @@ def test_overlapped_groups_play_exactly_what_one_group_plays(make_cfg, monkeypat
 
 # --- the network --------------------------------------------------------------------------------------------
 def _pong_cnn(make_cfg) -> NatureCNN:
+    """The GA's Pong network with exact float32 arithmetic (the Atari default keeps its fc weight in float16)."""
     net = make_network(
-        make_cfg("env=Pong").algo.network,
+        make_cfg("env=Pong", "algo.network.fc_dtype=float32").algo.network,
         gym.spaces.Box(0, 255, (4, 84, 84), np.uint8),
         gym.spaces.Discrete(6),
     )
@@ -416,14 +417,16 @@ def test_nature_cnn_init_and_spec(make_cfg):
 
 
 def test_float16_fc_weight_is_an_explicit_option(make_cfg):
-    """algo.network.fc_dtype=float16 keeps the 512 x 3136 fc weight in float16 in the weight rows (half the
-    bytes read per step), says so in the records and the saved spec, and the rows and the single-network
-    path (the champion's test episodes) compute the same; float32 stays the default; MLPs refuse it."""
+    """algo.network.fc_dtype=float16 (the Atari default of GA, random search and ES) keeps the 512 x 3136 fc
+    weight in float16 in the weight rows (half the bytes read per step), says so in the records and the saved
+    spec, and the rows and the single-network path (the champion's test episodes) compute the same;
+    float32 gives the exact network; MLPs refuse float16."""
     box = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     assert _pong_cnn(make_cfg).fc_dtype == "float32"
-    net = make_network(
-        make_cfg("env=Pong", "algo.network.fc_dtype=float16").algo.network, box, gym.spaces.Discrete(6)
-    )
+    for algo in ("ga", "random", "es"):  # the Atari default of the population methods
+        assert make_cfg("env=Pong", f"algo={algo}").algo.network.fc_dtype == "float16"
+    assert make_cfg("env=CartPole", "algo=ga").algo.network.fc_dtype == "float32"
+    net = make_network(make_cfg("env=Pong").algo.network, box, gym.spaces.Discrete(6))
     assert net.fc_dtype == "float16" and "float16 weight, float32 accumulation" in net.describe()
     assert network_from_spec(json.loads(json.dumps(network_spec(net)))) == net
     weights = RowWeights(net, 3)
