@@ -12,15 +12,21 @@ prints the ratio: on a shared machine only ratios measured together mean anythin
 - es_vs_ga: an ES generation's frames/s against a GA generation's (CartPole, N=500 x 3 episodes, same slots
   and network); after 3 GA generations, ES is centred on the GA's elite, so both play episodes of the same
   lengths. Goal >= 0.9.
-- sb3_overhead (A2C), dqn_overhead, atari, minatar, ray: the sections of the SB3, Atari, MinAtar and Ray modules
-  (skipped when unavailable).
+- sb3_overhead (A2C), dqn_overhead, sb3_atari (A2C on Pong: the harness's C++ vector env vs SB3's
+  `make_atari_env` + `VecFrameStack`), atari, minatar, ray: the sections of the SB3, Atari, MinAtar and Ray
+  modules (skipped when unavailable).
+
+`--long` adds the long measurement: the Atari section's run of the real app at its defaults for 1M frames
+against the raw env (5-10 minutes); the default run fits in 15 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -261,6 +267,7 @@ SECTIONS: dict[str, Callable[[bool], dict[str, Any] | list[dict[str, Any]]]] = {
 OPTIONAL_SECTIONS = {
     "sb3_overhead": "neuroevo_bench.algorithms.sb3:benchmark",
     "dqn_overhead": "neuroevo_bench.algorithms.sb3:benchmark_dqn",
+    "sb3_atari": "neuroevo_bench.algorithms.sb3:benchmark_atari",
     "atari": "neuroevo_bench.bench_atari:benchmark",
     "minatar": "neuroevo_bench.bench_minatar:benchmark",
     "ray": "neuroevo_bench.ray_evaluator:benchmark",
@@ -283,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smaller measurements (a smoke test, noisier)")
     parser.add_argument(
+        "--long",
+        action="store_true",
+        help="also the long measurement (Atari: the app at its defaults for 1M frames vs the raw env)",
+    )
+    parser.add_argument(
         "--only",
         nargs="*",
         help=f"sections to run (default all): {', '.join([*SECTIONS, *OPTIONAL_SECTIONS])}",
@@ -297,6 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(SECTIONS) - set(OPTIONAL_SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {unknown}; valid: {', '.join([*SECTIONS, *OPTIONAL_SECTIONS])}")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    print(
+        f"device: CPU ({machine_info(args.threads)['cpu']}), {args.threads} torch thread(s); GPU: "
+        + (f"{gpu} (not used: every section runs on the CPU, the default)" if gpu else "none on this machine")
+        + f"; load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    t_start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for name in names:
         fn = SECTIONS.get(name) or _optional(OPTIONAL_SECTIONS[name])
@@ -304,14 +324,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: skipped (module not available)")
             continue
         print(f"{name}: running ...", flush=True)
-        out = fn(args.quick)
+        t_section = time.perf_counter()
+        out = (
+            fn(args.quick, long=True)
+            if args.long and "long" in inspect.signature(fn).parameters
+            else fn(args.quick)
+        )
         for row in out if isinstance(out, list) else [out]:
             rows.append(row)
             ok = "ok" if row.get("goal") is None or row["ratio"] >= row["goal"] else "BELOW GOAL"
             goal = f" (goal >= {row['goal']:g}: {ok})" if row.get("goal") is not None else ""
             print(f"  {row['name']}: ratio {row['ratio']:.3g}{goal}  | {row.get('detail', '')}", flush=True)
+        print(f"  ({name}: {time.perf_counter() - t_section:.0f} s)", flush=True)
+    print(f"benchmark: {(time.perf_counter() - t_start) / 60:.1f} min", flush=True)
     if args.json:
-        meta = {"date": now_iso(), "git_commit": git_commit(), "machine": machine_info(args.threads)}
+        meta = {
+            "date": now_iso(),
+            "git_commit": git_commit(),
+            "machine": machine_info(args.threads),
+            "long": args.long,
+        }
         atomic_write_text(args.json, json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     return 0
 

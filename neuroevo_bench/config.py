@@ -82,6 +82,7 @@ class NetworkConfig:
     kind: str = "auto"  # NETWORK_KINDS
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "relu"
+    fc_dtype: str = "float32"  # Nature CNN: storage of the 512x3136 fc weight (float32 | float16)
 
 
 @dataclass
@@ -181,6 +182,7 @@ class ResourcesConfig:
     threads: int = 1
     device: str = "cpu"
     env_threads: int = 1
+    overlap: bool = True  # Atari: one group of slots steps while the network acts for the other
 
 
 @dataclass

@@ -562,6 +562,10 @@ class CountedVecEnv:
         mode = env.metadata.get("autoreset_mode", NEXT_STEP)
         self.next_step_autoreset = AutoresetMode(mode) == NEXT_STEP
         self._resetting = np.zeros(self.num_envs, dtype=bool)
+        # ale_py's AtariVectorEnv: send() queues the step for its C++ threads, recv() waits for it
+        self._threaded = callable(getattr(env, "send", None)) and callable(getattr(env, "recv", None))
+        self._sent: np.ndarray | None = None  # charge mask of the step in flight
+        self._actions: np.ndarray | None = None
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Sub-env i is seeded `seed + i`: all of them training seeds (below EVAL_SEED_MIN) or all test seeds."""
@@ -611,10 +615,32 @@ class CountedVecEnv:
         self, actions: np.ndarray, active: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any], np.ndarray]:
         """Step all sub-envs; returns gymnasium's 5-tuple plus the boolean mask of charged sub-env steps."""
-        obs, reward, terminated, truncated, info = self.env.step(actions)
-        charged = ~self._resetting
-        if active is not None:
-            charged &= active
+        self.send(actions, active)
+        return self.recv()
+
+    def send(self, actions: np.ndarray, active: np.ndarray | None = None) -> None:
+        """Start a step of all sub-envs (`active`: the ones to charge, None = all) and return: ale_py's
+        AtariVectorEnv steps in its C++ threads until :meth:`recv`, so the caller can compute meanwhile; any
+        other vector env steps in :meth:`recv`. Nothing is charged before the step is received."""
+        if self._sent is not None:
+            raise RuntimeError("CountedVecEnv.send: the previous step was not received")
+        self._sent = np.ones(self.num_envs, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        if self._threaded:
+            self.env.send(actions)
+        else:
+            self._actions = actions
+
+    def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any], np.ndarray]:
+        """The step started by :meth:`send`, charged: gymnasium's 5-tuple plus the mask of charged steps."""
+        if self._sent is None:
+            raise RuntimeError("CountedVecEnv.recv without a step sent")
+        if self._threaded:
+            obs, reward, terminated, truncated, info = self.env.recv()
+        else:
+            obs, reward, terminated, truncated, info = self.env.step(self._actions)
+            self._actions = None
+        charged = ~self._resetting & self._sent
+        self._sent = None
         n = int(charged.sum())
         self.ledger.frames += n * self.frame_skip
         self.ledger.agent_steps += n

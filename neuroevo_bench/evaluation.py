@@ -1,9 +1,10 @@
 """Population evaluation (slot-based, vectorised) and the one test evaluator shared by every algorithm.
 
 Population evaluation keeps a fixed number of slots busy: each slot is one sub-env of a vector env, fed
-from a queue of (individual, episode) tasks; the moment a slot's episode ends it takes the next task. All
-slots act in one batched forward pass per env step (the episodes of one individual share its weights), and
-every step goes through
+from a queue of (individual, episode) tasks; the moment a slot's episode ends it takes the next task. The
+slots of a group act in one batched forward pass per env step (the episodes of one individual share its
+weights); on Atari two groups take turns so that one group's emulators step in ale_py's C++ threads while
+the network computes the other's actions. Every step goes through
 :class:`~neuroevo_bench.envs.CountedVecEnv`, which charges the frames.
 """
 
@@ -87,10 +88,44 @@ def task_seeds(seed: int, tasks: np.ndarray) -> np.ndarray:
     return (int(seed) + np.asarray(tasks, dtype=np.int64)) % TRAIN_SEED_LIMIT
 
 
+class SlotGroup:
+    """Slots that step together: one vector env (its sub-envs are the slots), the weight rows of the
+    individuals its slots play, and each slot's episode in progress (see :func:`run_slots`)."""
+
+    def __init__(self, venv: CountedVecEnv, weights: RowWeights, n_individuals: int, lanes: int) -> None:
+        n_slots, n_rows = venv.num_envs, weights.rows
+        if n_rows < n_slots + 1:
+            raise ValueError(f"need at least {n_slots + 1} weight rows for {n_slots} slots, got {n_rows}")
+        self.venv, self.weights, self.lanes = venv, weights, lanes
+        self.slot_task = np.full(n_slots, -1, dtype=np.int64)  # -1 = idle
+        self.slot_row = np.zeros(n_slots, dtype=np.int64)
+        self.ret = np.zeros(n_slots)
+        self.steps = np.zeros(n_slots, dtype=np.int64)
+        self.row_free = np.ones(n_rows, dtype=bool)
+        self.row_users = np.zeros(n_rows, dtype=np.int64)  # slots playing the row's individual
+        self.row_individual = np.full(n_rows, -1, dtype=np.int64)
+        self.row_of = np.full(n_individuals, -1, dtype=np.int64)
+        self.hi = 0  # rows [0, hi) hold every row in use
+        # an unseeded reset of every sub-env: AtariVectorEnv takes partial (seeded) resets only after a full one
+        self.obs = venv.reset()
+        self.x = np.zeros((0, lanes, *self.obs.shape[1:]), dtype=self.obs.dtype)  # the network's input
+        self.in_flight = 0  # agent steps sent to the env and not received yet
+
+    def act(self) -> np.ndarray:
+        """Actions of every slot from one batched forward pass over rows [0, hi), a row's lanes being the
+        episodes of its individual (an idle slot gets row 0, lane 0's action: its step is not charged)."""
+        active = self.slot_task >= 0
+        if self.x.shape[0] != self.hi:
+            self.x = np.zeros((self.hi, self.lanes, *self.obs.shape[1:]), dtype=self.obs.dtype)
+        lane = np.where(active, self.slot_task % self.lanes, 0)
+        row = np.where(active, self.slot_row, 0)
+        self.x[row[active], lane[active]] = self.obs[active]
+        return self.weights.act(self.x, self.hi, row, lane)
+
+
 def run_slots(
-    venv: CountedVecEnv,
-    weights: RowWeights,
-    load: Callable[[np.ndarray, np.ndarray], None],
+    groups: Sequence[tuple[CountedVecEnv, RowWeights]],
+    build: Callable[[np.ndarray], torch.Tensor],
     returns: np.ndarray,
     lengths: np.ndarray,
     seed: int,
@@ -98,103 +133,138 @@ def run_slots(
     moments: np.ndarray | None = None,
 ) -> bool:
     """Play the unfinished episodes of `returns` / `lengths` ((n_individuals, episodes), NaN / 0 where not
-    played yet; filled in place) through the sub-envs ("slots") of `venv`.
+    played yet; filled in place) through the sub-envs ("slots") of the groups' vector envs.
 
     Tasks (individual, episode) are taken in order, individual-major, skipping those already finished (a
     generation resumed from a checkpoint). A slot takes the next task the moment its episode ends and starts
     it from the task's own seed (:func:`task_seeds`; `seed` is the seed of task 0 of this call), so a task's
-    episode is the same whichever slot plays it. The network of an individual lives in one row of `weights`
-    while any of its episodes runs, and the slots running its episodes are the lanes of that row: one batched
-    forward pass over rows serves every slot, and the episodes of one individual share their weights.
-    `load(rows, individuals)` builds networks into rows. Stops before a step that could take the ledger past
-    its cap, or when `stop()` (checked every step) says so; an episode cut off that way is not recorded.
-    `moments` ((n_individuals, episodes, 2, obs_dim) or None), if given, receives each episode's sum of
-    observations and of their squares, in step order (so, like the returns, independent of the slot).
-    Returns True when every episode finished.
-    """
-    n_slots, n_rows = venv.num_envs, weights.rows
-    n_individuals, lanes = returns.shape
-    if n_rows < n_slots + 1:
-        raise ValueError(f"need at least {n_slots + 1} weight rows for {n_slots} slots, got {n_rows}")
-    ledger, skip = venv.ledger, venv.frame_skip
-    todo = np.flatnonzero(np.isnan(returns.ravel()))  # task = individual * lanes + episode
-    left = np.bincount(todo // lanes, minlength=n_individuals)  # unfinished episodes per individual
-    slot_task = np.full(n_slots, -1, dtype=np.int64)  # -1 = idle
-    slot_row = np.zeros(n_slots, dtype=np.int64)
-    ret = np.zeros(n_slots)
-    steps = np.zeros(n_slots, dtype=np.int64)
-    row_free = np.ones(n_rows, dtype=bool)
-    row_left = np.zeros(n_rows, dtype=np.int64)  # unfinished episodes of the row's individual
-    row_of = np.full(n_individuals, -1, dtype=np.int64)
-    next_todo = 0
-    hi = 0  # rows [0, hi) hold every row in use
+    episode is the same whichever slot or group plays it. The network of an individual lives in one row of
+    its group's weights while any of its episodes runs there, and the slots running its episodes are the
+    lanes of that row: one batched forward pass over rows serves a group's slots, and the episodes of one
+    individual share their weights. `build(individuals)` gives their flat parameters (k, P).
 
-    def assign(slots: np.ndarray, obs: np.ndarray) -> np.ndarray:
-        nonlocal next_todo, hi
+    With several groups, each group's actions are computed while the previous group's env step is in flight
+    (:meth:`CountedVecEnv.send` returns at once and ale_py steps the sub-envs in its C++ threads until
+    `recv`): the emulators and the network work at the same time instead of taking turns. A task plays the
+    same episode with the same arithmetic in any group, so the returns are those of one group; frames are
+    charged when a step is received, to the one ledger all groups share.
+
+    Stops before a step that could take the ledger past its cap (counting the steps still in flight), or
+    when `stop()` (checked before every step) says so; steps in flight are then received and charged and the
+    episodes they finish recorded; an episode cut off is not recorded. `moments` ((n_individuals, episodes,
+    2, obs_dim) or None), if given, receives each episode's sum of observations and of their squares, in
+    step order (so, like the returns, independent of the slot). Returns True when every episode finished.
+    """
+    n_individuals, lanes = returns.shape
+    ledger, skip = groups[0][0].ledger, groups[0][0].frame_skip
+    if any(venv.ledger is not ledger for venv, _ in groups):
+        raise ValueError("every group must charge the same ledger")
+    todo = np.flatnonzero(np.isnan(returns.ravel()))  # task = individual * lanes + episode
+    undispatched = np.bincount(todo // lanes, minlength=n_individuals)  # tasks not given to a slot yet
+    next_todo = 0
+    state = [SlotGroup(venv, weights, n_individuals, lanes) for venv, weights in groups]
+
+    def release(g: SlotGroup) -> None:
+        """Free the rows that no slot of `g` plays and whose individual has no task left to give out (the
+        individual at the head of the queue keeps its row: its next task may come to this group)."""
+        done = ~g.row_free & (g.row_users == 0)
+        done[done] = undispatched[g.row_individual[done]] == 0
+        if done.any():
+            g.row_of[g.row_individual[done]] = -1
+            g.row_individual[done] = -1
+            g.row_free[done] = True
+            used = np.flatnonzero(~g.row_free)
+            g.hi = int(used[-1]) + 1 if len(used) else 0
+
+    def assign(g: SlotGroup, slots: np.ndarray) -> None:
+        """Give `slots` of `g` the next tasks (idle when none is left): their individuals' networks into rows,
+        their sub-envs reset from the tasks' seeds."""
+        nonlocal next_todo
+        release(g)  # first, so that the rows of finished individuals take the new ones
         k = min(len(slots), len(todo) - next_todo)
-        slot_task[slots[k:]] = -1
+        g.slot_task[slots[k:]] = -1
         if k <= 0:
-            return obs
+            return
         tasks = todo[next_todo : next_todo + k]
+        next_todo += k
         individuals = tasks // lanes
-        new = np.unique(individuals[row_of[individuals] < 0])  # tasks come in order: each loads once
+        np.subtract.at(undispatched, individuals, 1)
+        new = np.unique(individuals[g.row_of[individuals] < 0])  # tasks come in order: each loads once
         if len(new):
-            rows = np.flatnonzero(row_free)[: len(new)]  # lowest free rows keep [0, hi) dense
-            row_free[rows] = False
-            row_left[rows] = left[new]
-            row_of[new] = rows
-            load(rows, new)
-            hi = max(hi, int(rows[-1]) + 1)
+            rows = np.flatnonzero(g.row_free)[: len(new)]  # lowest free rows keep [0, hi) dense
+            g.row_free[rows] = False
+            g.row_of[new] = rows
+            g.row_individual[rows] = new
+            step = g.weights.load_chunk  # a few MB at a time: the build's temporaries stay in cache
+            for i in range(0, len(new), step):
+                g.weights.load(rows[i : i + step], build(new[i : i + step]))
+            g.hi = max(g.hi, int(rows[-1]) + 1)
         chosen = slots[:k]
-        slot_task[chosen] = tasks
-        slot_row[chosen] = row_of[individuals]
-        ret[chosen] = 0.0
-        steps[chosen] = 0
+        g.slot_task[chosen] = tasks
+        g.slot_row[chosen] = g.row_of[individuals]
+        np.add.at(g.row_users, g.slot_row[chosen], 1)
+        g.ret[chosen] = 0.0
+        g.steps[chosen] = 0
         if moments is not None:  # an episode cut off before a checkpoint starts again from nothing
             moments[individuals, tasks % lanes] = 0.0
-        next_todo += k
-        mask = np.zeros(n_slots, dtype=bool)
+        mask = np.zeros(len(g.slot_task), dtype=bool)
         mask[chosen] = True
-        seeds = np.zeros(n_slots, dtype=np.int64)
+        seeds = np.zeros(len(g.slot_task), dtype=np.int64)
         seeds[chosen] = task_seeds(seed, tasks)
-        return venv.reset_slots(mask, seeds)
+        g.obs = g.venv.reset_slots(mask, seeds)
+        for h in state:  # the head individual's row in a group that its last task did not go to
+            release(h)
 
-    obs = assign(np.arange(n_slots), venv.reset())
-    x = None
-    while True:
-        active = slot_task >= 0
-        n_active = int(active.sum())
-        if n_active == 0:
-            return True
-        if stop() or (ledger.cap is not None and ledger.frames + n_active * skip > ledger.cap):
-            return False
-        lane = np.where(active, slot_task % lanes, 0)
-        row = np.where(active, slot_row, 0)
-        if x is None or x.shape[0] != hi:
-            x = np.zeros((hi, lanes, *obs.shape[1:]), dtype=obs.dtype)
-        x[row[active], lane[active]] = obs[active]
-        actions = weights.act(x, hi, row, lane)
-        if moments is not None:
-            t = slot_task[active]
-            o = obs[active].astype(np.float64)
-            moments[t // lanes, t % lanes, 0] += o
-            moments[t // lanes, t % lanes, 1] += o * o
-        obs, reward, terminated, truncated, _, charged = venv.step(actions, active)
-        ret[charged] += reward[charged]
-        steps[charged] += 1
+    def receive(g: SlotGroup, refill: bool) -> None:
+        """The group's step in flight: charged on receipt; the episodes it ended recorded, their slots
+        refilled (or left idle when stopping)."""
+        obs, reward, terminated, truncated, _, charged = g.venv.recv()
+        g.in_flight = 0
+        g.obs = obs
+        g.ret[charged] += reward[charged]
+        g.steps[charged] += 1
         finished = np.flatnonzero(charged & (terminated | truncated))
-        if len(finished):
-            t = slot_task[finished]
-            returns[t // lanes, t % lanes] = ret[finished]
-            lengths[t // lanes, t % lanes] = steps[finished]
-            rows = slot_row[finished]
-            np.subtract.at(row_left, rows, 1)
-            freed = rows[row_left[rows] == 0]
-            row_free[freed] = True
-            if len(freed):
-                used = np.flatnonzero(~row_free)
-                hi = int(used[-1]) + 1 if len(used) else 0
-            obs = assign(finished, obs)
+        if len(finished) == 0:
+            return
+        t = g.slot_task[finished]
+        returns[t // lanes, t % lanes] = g.ret[finished]
+        lengths[t // lanes, t % lanes] = g.steps[finished]
+        np.subtract.at(g.row_users, g.slot_row[finished], 1)
+        g.slot_task[finished] = -1
+        if refill:
+            assign(g, finished)
+
+    for g in state:
+        assign(g, np.arange(len(g.slot_task)))
+    stopping = False
+    i = 0
+    while True:
+        g = state[i]
+        active = g.slot_task >= 0
+        n_active = int(active.sum())
+        if n_active and not stopping:
+            in_flight = sum(h.in_flight for h in state)
+            if stop() or (
+                ledger.cap is not None and ledger.frames + (in_flight + n_active) * skip > ledger.cap
+            ):
+                stopping = True
+            else:
+                actions = g.act()
+                if moments is not None:
+                    t = g.slot_task[active]
+                    o = g.obs[active].astype(np.float64)
+                    moments[t // lanes, t % lanes, 0] += o
+                    moments[t // lanes, t % lanes, 1] += o * o
+                g.venv.send(actions, active)
+                g.in_flight = n_active
+        i = (i + 1) % len(state)
+        if state[i].in_flight:  # the group sent longest ago (with one group: the one just sent)
+            receive(state[i], refill=not stopping)
+        if not any(h.in_flight for h in state):
+            if stopping:
+                return False
+            if not any((h.slot_task >= 0).any() for h in state):
+                return True
 
 
 @dataclass
@@ -295,13 +365,18 @@ def merge_shards(
 
 
 class LocalEvaluator:
-    """Evaluates a population in this process on one vector env of `slots` sub-envs.
+    """Evaluates a population in this process on vector envs of `slots` sub-envs in all.
 
     With `shards` > 1 the population is evaluated as that many contiguous shards, one after another, each
     reset with its own seed and capped at its share of the remaining budget (see :func:`shard_caps`):
     exactly what :class:`~neuroevo_bench.ray_evaluator.RayEvaluator` does with the shards on remote
     workers, so both give bit-identical results for the same config. With 1 shard it is the plain
-    evaluation of the whole population on one env.
+    evaluation of the whole population.
+
+    With `overlap` (`resources.overlap`) on Atari the slots form two groups, each its own `AtariVectorEnv`
+    with `env_threads` C++ threads, and one group's envs step while the network computes the other group's
+    actions (:func:`run_slots`): same tasks, seeds and arithmetic, so the same results, sooner. Other envs
+    step in this thread (gymnasium's vector envs): there is nothing to overlap, so they keep one group.
     """
 
     def __init__(
@@ -314,16 +389,20 @@ class LocalEvaluator:
         env_threads: int = 0,
         shards: int = 1,
         device: str = "cpu",
+        overlap: bool = True,
     ) -> None:
         check_shards(shards)
         self.net, self.store = net, store
         self.shards = shards
         self.slots = int(slots)
-        self.env = make_vector_env(
-            env_cfg, self.slots, max_episode_frames=max_episode_frames, num_threads=env_threads
-        )
+        groups = 2 if overlap and env_cfg.kind == "atari" and self.slots >= 2 else 1
+        sizes = [len(part) for part in np.array_split(np.arange(self.slots), groups)]
+        self.envs = [
+            make_vector_env(env_cfg, n, max_episode_frames=max_episode_frames, num_threads=env_threads)
+            for n in sizes
+        ]
         self.frame_skip = int(env_cfg.frame_skip)
-        self.weights = RowWeights(net, self.slots + 1, device)
+        self.weights = [RowWeights(net, n + 1, device) for n in sizes]
 
     def evaluate(
         self,
@@ -370,20 +449,21 @@ class LocalEvaluator:
         shard_ledger = Ledger(cap=cap)
         complete = not np.isnan(returns).any()
         if not complete and not stop():
-            venv = CountedVecEnv(self.env, self.frame_skip, shard_ledger)
+            groups = [
+                (CountedVecEnv(env, self.frame_skip, shard_ledger), weights)
+                for env, weights in zip(self.envs, self.weights, strict=True)
+            ]
 
-            def load(rows: np.ndarray, individuals: np.ndarray) -> None:
-                step = self.weights.load_chunk  # a few MB at a time: the build's temporaries stay in cache
-                for i in range(0, len(rows), step):
-                    part = slice(i, i + step)
-                    self.weights.load(rows[part], self.store.build(plan, individuals[part] + lo))
+            def build(individuals: np.ndarray) -> torch.Tensor:
+                return self.store.build(plan, individuals + lo)
 
             with torch.no_grad():
-                complete = run_slots(venv, self.weights, load, returns, lengths, seed, stop, moments)
+                complete = run_slots(groups, build, returns, lengths, seed, stop, moments)
         return ShardResult(returns, lengths, shard_ledger.frames, shard_ledger.agent_steps, complete, moments)
 
     def close(self) -> None:
-        self.env.close()
+        for env in self.envs:
+            env.close()
 
 
 @dataclass

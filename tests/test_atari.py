@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 pytest.importorskip("ale_py")
 
@@ -31,6 +32,8 @@ from neuroevo_bench.genome import NoiseTable, ParamStore
 from neuroevo_bench.policies import (
     NatureCNN,
     PolicyError,
+    RowWeights,
+    linear_rows,
     make_network,
     network_from_spec,
     network_spec,
@@ -275,10 +278,75 @@ def test_pong_evaluation_is_the_same_on_any_number_of_slots(make_cfg):
     assert (results[0].returns != 0).any()  # points were scored: the episodes themselves are compared
 
 
+def _record_actions(monkeypatch) -> list[dict[int, list[int]]]:
+    """Every action the slot evaluator takes, per task (individual * episodes + episode) in step order, into
+    the last dict of the returned list (append one per evaluation)."""
+    from neuroevo_bench import evaluation
+
+    log: list[dict[int, list[int]]] = []
+    act = evaluation.SlotGroup.act
+
+    def recording(group):
+        actions = act(group)
+        for slot in np.flatnonzero(group.slot_task >= 0):
+            log[-1].setdefault(int(group.slot_task[slot]), []).append(int(actions[slot]))
+        return actions
+
+    monkeypatch.setattr(evaluation.SlotGroup, "act", recording)
+    return log
+
+
+@pytest.mark.parametrize("cap", [None, 3_500])
+def test_overlapped_groups_play_exactly_what_one_group_plays(make_cfg, monkeypatch, cap):
+    """resources.overlap: two groups of slots, one stepping in ale_py's threads while the network acts for
+    the other. Every task takes the same actions at every step and ends with the same return and length as
+    on one group (the plain loop); frames are charged identically. With a budget cap, neither passes it
+    (steps in flight counted) and every episode that finished is the uncapped run's episode."""
+    cfg = make_cfg("env=Pong", "algo=ga")
+    info = env_info(cfg.env)
+    net = make_network(cfg.algo.network, info.observation_space, info.action_space)
+    store = ParamStore(NoiseTable(0, 2**22, net.n_params), net.init_scale(), 0.002)
+    genomes = [(int(o),) for o in store.noise.sample_offsets(np.random.default_rng(2), 5)]
+    runs = []
+    log = _record_actions(monkeypatch)
+    for overlap in (False, True):
+        taken: dict[int, list[int]] = {}
+        log.append(taken)
+        ev = LocalEvaluator(cfg.env, net, store, slots=4, max_episode_frames=400, overlap=overlap)
+        assert len(ev.envs) == (2 if overlap else 1)
+        ledger = Ledger(cap=cap)
+        res = ev.evaluate(genomes, 2, 5, ledger)
+        ev.close()
+        runs.append((res, ledger, taken))
+    (plain, plain_ledger, plain_taken), (over, over_ledger, over_taken) = runs
+    if cap is None:
+        assert plain.complete and over.complete
+        np.testing.assert_array_equal(over.returns, plain.returns)
+        np.testing.assert_array_equal(over.lengths, plain.lengths)
+        assert over_taken == plain_taken and len(plain_taken) == 10
+        assert over_ledger.frames == plain_ledger.frames == 4 * int(plain.lengths.sum())
+        assert (plain.lengths == 100).all()  # every episode ran to the 400-frame cap: 100 actions each
+    else:
+        for res, ledger in ((plain, plain_ledger), (over, over_ledger)):
+            assert not res.complete and ledger.frames <= cap
+            assert cap - ledger.frames < 4 * 4  # stopped less than one step of the 4 slots short
+        log.append({})
+        full = LocalEvaluator(cfg.env, net, store, slots=4, max_episode_frames=400)
+        whole = full.evaluate(genomes, 2, 5, Ledger())
+        full.close()
+        for res, taken in ((plain, plain_taken), (over, over_taken)):
+            done = np.isfinite(res.returns)
+            assert done.sum() >= 8
+            np.testing.assert_array_equal(res.returns[done], whole.returns[done])
+            for task, actions in taken.items():  # cut-off episodes too: a prefix of the same actions
+                assert actions == log[-1][task][: len(actions)]
+
+
 # --- the network --------------------------------------------------------------------------------------------
 def _pong_cnn(make_cfg) -> NatureCNN:
+    """The GA's Pong network with exact float32 arithmetic (the Atari default keeps its fc weight in float16)."""
     net = make_network(
-        make_cfg("env=Pong").algo.network,
+        make_cfg("env=Pong", "algo.network.fc_dtype=float32").algo.network,
         gym.spaces.Box(0, 255, (4, 84, 84), np.uint8),
         gym.spaces.Discrete(6),
     )
@@ -314,6 +382,28 @@ def test_nature_cnn_is_sb3_cnnpolicy_architecture(make_cfg):
             torch.testing.assert_close(net.forward_one(flat[r], x[r]), ref, rtol=1e-5, atol=1e-5)
 
 
+def test_nature_cnn_rows_compute_exactly_the_plain_grouped_convolution(make_cfg):
+    """forward_rows reads the first convolution's input channels-last (faster on a CPU): its outputs must be
+    bit-identical to the plain (contiguous) grouped convolution for any number of rows and lanes, or results
+    would depend on the code version and the layout."""
+    net = _pong_cnn(make_cfg)
+    g = torch.Generator().manual_seed(1)
+    for r, e in ((1, 1), (3, 2), (16, 1), (17, 1), (2, 30)):
+        flat = torch.randn(r, net.n_params, generator=g) * 0.05
+        layers = net.split(flat)
+        x = torch.randint(0, 256, (r, e, 4, 84, 84), generator=g).float()
+        with torch.no_grad():
+            h = x.transpose(0, 1).reshape(e, r * 4, 84, 84) / 255.0
+            for i, (out, c, k, stride) in enumerate(net.conv_shapes):
+                weight = layers[2 * i].reshape(r * out, c, k, k)
+                h = torch.relu_(
+                    F.conv2d(h, weight, layers[2 * i + 1].reshape(r * out), stride=stride, groups=r)
+                )
+            h = torch.relu_(linear_rows(h.reshape(e, r, -1).transpose(0, 1), layers[-4], layers[-3]))
+            plain = linear_rows(h, layers[-2], layers[-1])
+            assert torch.equal(net.forward_rows(layers, x), plain), (r, e)
+
+
 def test_nature_cnn_init_and_spec(make_cfg):
     """Such et al.'s initialisation (N(0, 1/fan_in), output layer x 0.1, zero biases), and a spec that the
     saved champion rebuilds the network from."""
@@ -324,6 +414,46 @@ def test_nature_cnn_init_and_spec(make_cfg):
     assert math.isclose(float(scale[-7]), 0.1 / math.sqrt(512), rel_tol=1e-6)  # last weight of the head
     assert float(scale[-6:].abs().sum()) == 0.0  # head biases
     assert network_from_spec(json.loads(json.dumps(network_spec(net)))) == net
+
+
+def test_float16_fc_weight_is_an_explicit_option(make_cfg):
+    """algo.network.fc_dtype=float16 (the Atari default of GA, random search and ES) keeps the 512 x 3136 fc
+    weight in float16 in the weight rows (half the bytes read per step), says so in the records and the saved
+    spec, and the rows and the single-network path (the champion's test episodes) compute the same;
+    float32 gives the exact network; MLPs refuse float16."""
+    box = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    assert _pong_cnn(make_cfg).fc_dtype == "float32"
+    for algo in ("ga", "random", "es"):  # the Atari default of the population methods
+        assert make_cfg("env=Pong", f"algo={algo}").algo.network.fc_dtype == "float16"
+    assert make_cfg("env=CartPole", "algo=ga").algo.network.fc_dtype == "float32"
+    net = make_network(make_cfg("env=Pong").algo.network, box, gym.spaces.Discrete(6))
+    assert net.fc_dtype == "float16" and "float16 weight, float32 accumulation" in net.describe()
+    assert network_from_spec(json.loads(json.dumps(network_spec(net)))) == net
+    weights = RowWeights(net, 3)
+    assert weights.layers[-4].dtype == torch.float16
+    assert [b.dtype for i, b in enumerate(weights.layers) if i != len(weights.layers) - 4] == [
+        torch.float32
+    ] * 9
+    g = torch.Generator().manual_seed(0)
+    flat = torch.randn(2, net.n_params, generator=g) * 0.05
+    weights.load(np.arange(2), flat)
+    x = torch.randint(0, 256, (2, 3, 4, 84, 84), generator=g).float()
+    with torch.no_grad():
+        rows = net.forward_rows([b[:2] for b in weights.layers], x)
+        for r in range(2):
+            torch.testing.assert_close(net.forward_one(flat[r], x[r]), rows[r], rtol=1e-5, atol=1e-5)
+        exact = _pong_cnn(make_cfg).forward_one(flat[0], x[0])
+    assert not torch.equal(rows[0], exact)  # the arithmetic does change: hence an explicit option
+    with pytest.raises(PolicyError, match="fc_dtype"):
+        make_network(
+            make_cfg("env=Pong", "algo.network.fc_dtype=bfloat16").algo.network, box, gym.spaces.Discrete(6)
+        )
+    with pytest.raises(PolicyError, match="convolutional networks"):
+        make_network(
+            make_cfg("algo.network.fc_dtype=float16").algo.network,
+            gym.spaces.Box(-1, 1, (4,), np.float32),
+            gym.spaces.Discrete(2),
+        )
 
 
 def test_nature_cnn_refuses_what_it_cannot_do(make_cfg):

@@ -70,6 +70,7 @@ def make_evaluator(
         ctx.resources.env_threads,
         shards,
         str(ctx.resources.device),
+        bool(ctx.resources.get("overlap", True)),
     )
 
 

@@ -584,7 +584,9 @@ def benchmark(
     CartPole `train_freq` blocks, about its 50k budget; `quick`: a tenth or a fifth). Harness: the baseline the
     runner builds, trained by `train_until` on the harness's env path with its budget callback (the span the
     runner's `train_wall_s` covers, so test evaluation is excluded). Bare: SB3's `make_vec_env` (DummyVecEnv +
-    Monitor) and `learn()`, with the same class (the harness's only change to SB3 is the progress its schedules
+    Monitor) on a gym env, or on an Atari env the zoo's `make_atari_env` + `VecFrameStack`
+    (:func:`usual_atari_env`; default 96k frames, with different env implementations on the two sides, so
+    their trained weights are not compared), and `learn()`, with the same class (the harness's only change to SB3 is the progress its schedules
     read, one subtraction per step: over the budget instead of over each `learn()` call, without which DQN's
     exploration would restart at every slice). On a shared machine the load swings frames/s by 2x within
     seconds, so the two are interleaved in `chunks` slices (alternating which goes first) and timed slice by
@@ -600,24 +602,29 @@ def benchmark(
     from neuroevo_bench.config import register_configs
     from neuroevo_bench.envs import Ledger
 
+    register_configs()
+    overrides = [f"algo={algo}", f"env={env}", f"seed={seed}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        kind = compose("config", overrides=overrides).env.kind
+    if kind not in ("gym", "atari"):
+        raise ConfigError(f"env={env}: the bare-SB3 reference builds SB3's own env: gym and Atari envs only")
     default_frames = {"dqn": (10_240, 51_200)}.get(algo, (20_000, 200_000))
+    if kind == "atari":  # ~1.5k frames/s with the Nature CNN: 96k frames = 300 A2C rollouts of 16 x 5 steps
+        default_frames, chunks = (12_800, 96_000), chunks or (4 if quick else 20)
     frames = frames or default_frames[0 if quick else 1]
     chunks = chunks or (10 if quick else 50)
-    register_configs()
-    overrides = [f"algo={algo}", f"env={env}", f"seed={seed}", f"budget.frames={frames}"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    if cfg.env.kind != "gym":
-        raise ConfigError(
-            f"env={env}: the bare-SB3 reference builds SB3's own env, so only gym envs are valid"
-        )
+        cfg = compose("config", overrides=[*overrides, f"budget.frames={frames}"])
     torch.set_num_threads(int(cfg.resources.threads))
     skip = int(cfg.env.frame_skip)
 
     ledger = Ledger(cap=frames)
     ctx = RunContext(env_cfg=cfg.env, ledger=ledger, seed=seed, resources=cfg.resources)
     harness: SB3Baseline = instantiate(cfg.algo, _partial_=True)(ctx=ctx)
-    venv = make_vec_env(cfg.env.id, n_envs=harness.n_envs, seed=seed)
+    if cfg.env.kind == "atari":
+        venv = usual_atari_env(cfg.env, harness.n_envs, seed)
+    else:
+        venv = make_vec_env(cfg.env.id, n_envs=harness.n_envs, seed=seed)
     if harness.vecnorm is not None:
         venv = VecNormalize(venv, gamma=harness.vecnorm.gamma, **harness.resolved.values["normalize"])
     bare = harness.sb3_class(
@@ -670,6 +677,26 @@ def benchmark(
 
     fps = {k: {side: t["frames"] / t[k] for side, t in totals.items()} for k in ("cpu", "wall")}
     ratio = {k: v["harness"] / v["bare"] for k, v in fps.items()}
+    if cfg.env.kind == "atari":
+        return {
+            "name": f"sb3_atari_{algo}",
+            "project_fps": fps["cpu"]["harness"],
+            "reference_fps": fps["cpu"]["bare"],
+            "ratio": ratio["cpu"],
+            "goal": 1.0,
+            "detail": (
+                f"{algo} {cfg.env.id} ({harness.resolved.label}: {harness.n_envs} envs, {harness.policy_name}), "
+                f"{totals['harness']['frames']:,} vs {totals['bare']['frames']:,} frames in {chunks} interleaved "
+                f"slices, {cfg.resources.threads} torch thread(s). Harness: ale_py's AtariVectorEnv (C++, "
+                f"{cfg.resources.env_threads} env thread(s), the protocol's settings) through the SB3 adapter; "
+                f"SB3 the zoo's way: make_atari_env({zoo_atari_id(cfg.env.id)!r}) (DummyVecEnv of AtariWrapper "
+                "envs, stepped in this thread) + VecFrameStack(4). CPU-time frames/s (all threads of the process): "
+                f"harness {fps['cpu']['harness']:,.0f} vs {fps['cpu']['bare']:,.0f}. Wall-clock: "
+                f"{fps['wall']['harness']:,.0f} vs {fps['wall']['bare']:,.0f} (ratio {ratio['wall']:.3f})"
+            ),
+            "wall_ratio": ratio["wall"],
+            "totals": totals,
+        }
     return {
         "name": f"{'sb3' if algo == 'a2c' else algo}_overhead",
         "project_fps": fps["cpu"]["harness"],
@@ -687,6 +714,34 @@ def benchmark(
         "wall_ratio": ratio["wall"],
         "totals": totals,
     }
+
+
+def zoo_atari_id(env_id: str) -> str:
+    """The id rl-baselines3-zoo trains an ALE game on, e.g. `ALE/Pong-v5` -> `PongNoFrameskip-v4`."""
+    from neuroevo_bench.envs import atari_game
+
+    game = atari_game(env_id)
+    for key, spec in gym.registry.items():
+        if key.endswith("NoFrameskip-v4") and "-ram" not in key and spec.kwargs.get("game") == game:
+            return key
+    raise ConfigError(f"env.id={env_id!r}: ale_py registers no NoFrameskip-v4 id for ROM {game!r}")
+
+
+def usual_atari_env(env_cfg: Any, n_envs: int, seed: int) -> VecEnv:
+    """SB3 on Atari the usual way (rl-baselines3-zoo's path): `make_atari_env` on the `NoFrameskip-v4` id (a
+    DummyVecEnv of `AtariWrapper` envs: frame skip 4 with max-pooling, 84x84 grayscale, reward clipping,
+    no-op starts, end of episode on life loss) and `VecFrameStack` (4)."""
+    from stable_baselines3.common.env_util import make_atari_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    venv = make_atari_env(zoo_atari_id(env_cfg.id), n_envs=n_envs, seed=seed)
+    return VecFrameStack(venv, n_stack=int(env_cfg.atari.frame_stack))
+
+
+def benchmark_atari(quick: bool = False) -> dict[str, Any]:
+    """`python -m neuroevo_bench.bench`'s sb3_atari_a2c: :func:`benchmark` for A2C on Pong with the zoo's Atari
+    set, the harness's C++ vector env against SB3's `make_atari_env` + `VecFrameStack`."""
+    return benchmark(quick, algo="a2c", env="Pong")
 
 
 def benchmark_dqn(quick: bool = False) -> dict[str, Any]:
