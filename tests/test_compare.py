@@ -406,15 +406,15 @@ def test_history_appends_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_committed_ci_baseline_is_valid() -> None:
-    """The baseline scripts/regression_check.sh compares with: both algorithms, 5 seeds, a benchmark."""
+    """The baseline scripts/regression_check.sh compares with: GA, random search and ES, 5 seeds, a benchmark."""
     baseline = read_baseline(ROOT / "results" / "baselines" / "ci_cartpole")
     counts = baseline.runs.groupby("algo")["seed"].apply(sorted).to_dict()
-    assert counts == {"ga": [0, 1, 2, 3, 4], "random": [0, 1, 2, 3, 4]}
+    assert counts == {algo: [0, 1, 2, 3, 4] for algo in ("es", "ga", "random")}
     assert (baseline.runs["budget_frames"] == BUDGET).all()
     assert baseline.runs["final_score"].between(0, 500).all() and baseline.meta["tolerances"]["fps"] == 0.5
-    assert {r["name"] for r in baseline.bench["results"]} == {"ga_vs_naive", "eval_vs_ideal"}
+    assert {r["name"] for r in baseline.bench["results"]} == {"ga_vs_naive", "eval_vs_ideal", "es_vs_ga"}
     assert baseline.meta["sweep_overrides"][0][:4] == [
-        "algo=ga,random",
+        "algo=ga,random,es",
         "env=CartPole",
         "seed=0,1,2,3,4",
         "budget.frames=500000",
