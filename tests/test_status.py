@@ -276,13 +276,13 @@ def test_status_exit_0_without_failed_runs_and_2_on_bad_input(tmp_path: Path) ->
 def test_status_of_one_run_dir_and_of_the_reference_results(capsys: pytest.CaptureFixture) -> None:
     reference = ROOT / "results" / "reference"
     status = read_status(reference)
-    assert len(status.runs) == 20 and {run.status for run in status.runs} == {"ok"}
-    assert [(run.algo, run.seed) for run in status.runs[:6]] == [("a2c", s) for s in range(5)] + [("ga", 0)]
+    assert len(status.runs) == 30 and {run.status for run in status.runs} == {"ok"}
+    assert [(run.algo, run.seed) for run in status.runs[:6]] == [("a2c", s) for s in range(5)] + [("dqn", 0)]
     one = read_status(reference / "CartPole/ga/seed0").runs
     score = json.loads((reference / "CartPole/ga/seed0/run.json").read_text())["final_score"]
     assert [(run.run, run.score) for run in one] == [(".", score)]
     assert main(["status", str(reference)]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].startswith("20 runs: 20 ok; frames 9.99")
+    assert capsys.readouterr().out.splitlines()[-1].startswith("30 runs: 30 ok; frames 14.99M / 15M")
 
 
 def test_status_skips_records_of_any_shape_without_crashing(tmp_path: Path) -> None:
