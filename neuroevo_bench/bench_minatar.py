@@ -31,11 +31,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from neuroevo_bench.bench_atari import fc_calls_per_s
 from neuroevo_bench.config import register_configs
 from neuroevo_bench.envs import MINATAR_GAMES, CountedVecEnv, Ledger, make_vector_env
 from neuroevo_bench.evaluation import LocalEvaluator
 from neuroevo_bench.genome import NoiseTable, ParamStore
-from neuroevo_bench.policies import RowWeights, build_network, linear_rows
+from neuroevo_bench.policies import RowWeights, build_network
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 GOAL = 0.50
@@ -145,13 +146,7 @@ def fc_ceiling_fps(cfg: DictConfig, lanes: float, seconds: float = 0.5) -> float
     weights = RowWeights(net, rows)
     weight, bias = weights.layers[-4], weights.layers[-3]
     h = torch.rand(rows, e, weight.shape[-1])
-    with torch.no_grad():
-        linear_rows(h, weight, bias)
-        n, t0 = 0, time.process_time()
-        while time.process_time() - t0 < seconds:
-            linear_rows(h, weight, bias)
-            n += 1
-    return n * rows * lanes / (time.process_time() - t0)
+    return fc_calls_per_s(h, weight, bias, seconds, time.process_time) * rows * lanes
 
 
 def bench_game(game: str, quick: bool, reps: int | None = None, slots: int | None = None) -> dict[str, Any]:

@@ -58,6 +58,22 @@ class Plan:
     offset: torch.Tensor  # (N,) int64
 
 
+def build_planned(
+    noise: NoiseTable, mult: torch.Tensor, rows: torch.Tensor, plan: Plan, idx: np.ndarray | torch.Tensor
+) -> torch.Tensor:
+    """Parameters (k, P) of the planned genomes `idx`: `rows[base_row] + mult[kind] * noise` per genome, over
+    contiguous slices of the table (gathering rows of its overlapping `windows` view is ~10x slower for a
+    large P)."""
+    idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
+    p = noise.n_params
+    out = torch.empty(len(idx), p)
+    for j, i in enumerate(idx.tolist()):
+        offset = int(plan.offset[i])
+        torch.mul(mult[int(plan.kind[i])], noise.data[offset : offset + p], out=out[j])
+        out[j] += rows[int(plan.base_row[i])]
+    return out
+
+
 class ParamStore:
     """Rebuilds parameters from genomes in float32, caching the genomes that others copy or extend."""
 
@@ -107,16 +123,8 @@ class ParamStore:
         return Plan(base_row=base_row, kind=torch.from_numpy(kinds), offset=torch.from_numpy(offsets))
 
     def build(self, plan: Plan, idx: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Parameters (k, P) of the planned genomes `idx`: `base + mult * noise` per genome, over contiguous
-        slices of the table (gathering rows of its overlapping `windows` view is ~10x slower for a large P)."""
-        idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
-        p = self.noise.n_params
-        out = torch.empty(len(idx), p)
-        for j, i in enumerate(idx.tolist()):
-            offset = int(plan.offset[i])
-            torch.mul(self.mult[int(plan.kind[i])], self.noise.data[offset : offset + p], out=out[j])
-            out[j] += self.rows[int(plan.base_row[i])]
-        return out
+        """Parameters (k, P) of the planned genomes `idx`."""
+        return build_planned(self.noise, self.mult, self.rows, plan, idx)
 
     def _retain(self, keys: list[Genome]) -> None:
         """Make the cache hold exactly `keys` (the empty genome () is the zero vector)."""
@@ -166,15 +174,8 @@ class CentredStore:
         return Plan(base_row=torch.zeros(len(genomes), dtype=torch.int64), kind=kind, offset=offset)
 
     def build(self, plan: Plan, idx: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """`center +- sigma * noise` per genome, over contiguous slices of the table (see ParamStore.build)."""
-        idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
-        p = self.noise.n_params
-        out = torch.empty(len(idx), p)
-        for j, i in enumerate(idx.tolist()):
-            offset = int(plan.offset[i])
-            torch.mul(self.mult[int(plan.kind[i])], self.noise.data[offset : offset + p], out=out[j])
-            out[j] += self.center
-        return out
+        """`center +- sigma * noise` (k, P) for the planned genomes `idx` (every base row is the centre)."""
+        return build_planned(self.noise, self.mult, self.center.unsqueeze(0), plan, idx)
 
 
 Store = ParamStore | CentredStore  # what a population evaluator builds parameters from

@@ -240,14 +240,24 @@ def test_frames_are_four_per_agent_step_and_the_cap_is_in_frames(make_cfg, cap):
     venv.close()
 
 
-def test_ga_fitness_cap_and_frames_on_pong(make_cfg):
-    """The GA's slot evaluator on Pong with a 400-frame fitness cap: 6 individuals x 1 episode on 4 slots,
-    every episode exactly 100 agent steps (no random Pong game ends that soon), 6 x 400 frames charged."""
+def _pong_population(make_cfg, n: int, rng_seed: int):
+    """(config, network, parameter store, n fresh genomes) of the GA on Pong at its defaults."""
     cfg = make_cfg("env=Pong", "algo=ga")
     info = env_info(cfg.env)
     net = make_network(cfg.algo.network, info.observation_space, info.action_space)
     store = ParamStore(NoiseTable(0, 2**22, net.n_params), net.init_scale(), 0.002)
-    genomes = [(int(o),) for o in store.noise.sample_offsets(np.random.default_rng(0), 6)]
+    return (
+        cfg,
+        net,
+        store,
+        [(int(o),) for o in store.noise.sample_offsets(np.random.default_rng(rng_seed), n)],
+    )
+
+
+def test_ga_fitness_cap_and_frames_on_pong(make_cfg):
+    """The GA's slot evaluator on Pong with a 400-frame fitness cap: 6 individuals x 1 episode on 4 slots,
+    every episode exactly 100 agent steps (no random Pong game ends that soon), 6 x 400 frames charged."""
+    cfg, net, store, genomes = _pong_population(make_cfg, 6, rng_seed=0)
     ev = LocalEvaluator(cfg.env, net, store, slots=4, max_episode_frames=400)
     ledger = Ledger()
     res = ev.evaluate(genomes, 1, 7, ledger)
@@ -261,11 +271,7 @@ def test_ga_fitness_cap_and_frames_on_pong(make_cfg):
 def test_pong_evaluation_is_the_same_on_any_number_of_slots(make_cfg):
     """Each (individual, episode) task starts from its own seed, sticky-action stream included: 6 individuals x
     2 episodes (1200-frame cap) give the same returns on 3 or 8 slots and in 2 shards."""
-    cfg = make_cfg("env=Pong", "algo=ga")
-    info = env_info(cfg.env)
-    net = make_network(cfg.algo.network, info.observation_space, info.action_space)
-    store = ParamStore(NoiseTable(0, 2**22, net.n_params), net.init_scale(), 0.002)
-    genomes = [(int(o),) for o in store.noise.sample_offsets(np.random.default_rng(1), 6)]
+    cfg, net, store, genomes = _pong_population(make_cfg, 6, rng_seed=1)
     results = []
     for slots, shards in ((3, 1), (8, 1), (4, 2)):
         ev = LocalEvaluator(cfg.env, net, store, slots=slots, max_episode_frames=1200, shards=shards)
@@ -302,11 +308,7 @@ def test_overlapped_groups_play_exactly_what_one_group_plays(make_cfg, monkeypat
     the other. Every task takes the same actions at every step and ends with the same return and length as
     on one group (the plain loop); frames are charged identically. With a budget cap, neither passes it
     (steps in flight counted) and every episode that finished is the uncapped run's episode."""
-    cfg = make_cfg("env=Pong", "algo=ga")
-    info = env_info(cfg.env)
-    net = make_network(cfg.algo.network, info.observation_space, info.action_space)
-    store = ParamStore(NoiseTable(0, 2**22, net.n_params), net.init_scale(), 0.002)
-    genomes = [(int(o),) for o in store.noise.sample_offsets(np.random.default_rng(2), 5)]
+    cfg, net, store, genomes = _pong_population(make_cfg, 5, rng_seed=2)
     runs = []
     log = _record_actions(monkeypatch)
     for overlap in (False, True):
