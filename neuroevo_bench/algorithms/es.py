@@ -48,7 +48,10 @@ from neuroevo_bench.records import atomic_write_bytes
 POLICY_NPZ = "policy.npz"
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # the paper's code (es_distributed/optimizers.py)
 STAT_EPS = 1e-2  # the normaliser's prior count and its floor on the variance, as in the paper's RunningStat
-CHUNK = 256  # perturbations per product when summing the weighted noise (bounds memory on Atari-size nets)
+# Perturbations per product when summing the weighted noise: at most 256, and at most CHUNK_BYTES of noise rows
+# at once (a 256-row chunk of the 1.7M-parameter Nature CNN would be 1.7 GB; CartPole's and MinAtar's networks
+# take the full 256).
+CHUNK, CHUNK_BYTES = 256, 256 * 2**20
 
 
 def centred_ranks(x: np.ndarray) -> np.ndarray:
@@ -128,8 +131,9 @@ class EvolutionStrategies(PopulationMethod):
         offsets = torch.tensor([g[1] for g in self.population[0::2]], dtype=torch.int64)
         w = torch.from_numpy(weights.astype(np.float32))
         total = torch.zeros(self.net.n_params)
-        for i in range(0, self.pairs, CHUNK):
-            total += w[i : i + CHUNK] @ self.noise.windows[offsets[i : i + CHUNK]]
+        chunk = max(1, min(CHUNK, CHUNK_BYTES // (4 * self.net.n_params)))
+        for i in range(0, self.pairs, chunk):
+            total += w[i : i + chunk] @ self.noise.windows[offsets[i : i + chunk]]
         return total[self.k :] / (2 * self.pairs * self.sigma)
 
     def _adam_step(self, grad: torch.Tensor) -> None:
