@@ -3,8 +3,9 @@
 Population evaluation keeps a fixed number of slots busy: each slot is one sub-env of a vector env, fed
 from a queue of (individual, episode) tasks; the moment a slot's episode ends it takes the next task. The
 slots of a group act in one batched forward pass per env step (the episodes of one individual share its
-weights); on Atari two groups take turns so that one group's emulators step in ale_py's C++ threads while
-the network computes the other's actions. Every step goes through
+weights); on Atari two groups take turns so that one group's emulators step (and reseed, see
+:func:`run_slots`) in ale_py's C++ threads while the network computes the other's actions. Every step goes
+through
 :class:`~neuroevo_bench.envs.CountedVecEnv`, which charges the frames.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,6 +26,13 @@ from neuroevo_bench.genome import Genome, Plan, Store
 from neuroevo_bench.policies import Network, RowWeights
 
 ActFn = Callable[[np.ndarray], np.ndarray]
+
+# How long a group sits out while its sub-envs reseed, in steps of the other groups per sub-env reset: ale_py
+# reloads the ROM to reseed a sub-env, ~120 ms on this project's CPU (Pong), while a group's step at the Atari
+# defaults takes ~10-17 ms. A count, never a clock, so that the order of steps (and so where a budget cap
+# cuts a generation) is the same on every machine; a reset still running when its group's turn comes is
+# waited for.
+RESET_STEPS = 8
 
 
 @dataclass
@@ -110,6 +119,8 @@ class SlotGroup:
         self.obs = venv.reset()
         self.x = np.zeros((0, lanes, *self.obs.shape[1:]), dtype=self.obs.dtype)  # the network's input
         self.in_flight = 0  # agent steps sent to the env and not received yet
+        self.reset: Future[np.ndarray] | None = None  # a reseeding of some sub-envs running in a thread
+        self.ready_at = 0  # the step count (run_slots' `clock`) at which that reset is taken to be done
 
     def act(self) -> np.ndarray:
         """Actions of every slot from one batched forward pass over rows [0, hi), a row's lanes being the
@@ -145,9 +156,12 @@ def run_slots(
 
     With several groups, each group's actions are computed while the previous group's env step is in flight
     (:meth:`CountedVecEnv.send` returns at once and ale_py steps the sub-envs in its C++ threads until
-    `recv`): the emulators and the network work at the same time instead of taking turns. A task plays the
-    same episode with the same arithmetic in any group, so the returns are those of one group; frames are
-    charged when a step is received, to the one ledger all groups share.
+    `recv`): the emulators and the network work at the same time instead of taking turns. The seeded resets
+    of a group's refilled slots run in a thread too (ale_py reloads the ROM to reseed, releasing the GIL):
+    the group sits out RESET_STEPS steps of the others per sub-env it reseeds, counted on `clock` (steps
+    sent), and takes its observations when its turn comes after that, or at once when no other group can
+    step. A task plays the same episode with the same arithmetic in any group, so the returns are those of
+    one group; frames are charged when a step is received, to the one ledger all groups share.
 
     Stops before a step that could take the ledger past its cap (counting the steps still in flight), or
     when `stop()` (checked before every step) says so; steps in flight are then received and charged and the
@@ -162,7 +176,9 @@ def run_slots(
     todo = np.flatnonzero(np.isnan(returns.ravel()))  # task = individual * lanes + episode
     undispatched = np.bincount(todo // lanes, minlength=n_individuals)  # tasks not given to a slot yet
     next_todo = 0
+    clock = 0  # group steps sent so far: the (machine-independent) time of the schedule
     state = [SlotGroup(venv, weights, n_individuals, lanes) for venv, weights in groups]
+    resetter = ThreadPoolExecutor(len(state)) if len(state) > 1 else None
 
     def release(g: SlotGroup) -> None:
         """Free the rows that no slot of `g` plays and whose individual has no task left to give out (the
@@ -211,7 +227,11 @@ def run_slots(
         mask[chosen] = True
         seeds = np.zeros(len(g.slot_task), dtype=np.int64)
         seeds[chosen] = task_seeds(seed, tasks)
-        g.obs = g.venv.reset_slots(mask, seeds)
+        if resetter is None:
+            g.obs = g.venv.reset_slots(mask, seeds)
+        else:
+            g.reset = resetter.submit(g.venv.reset_slots, mask, seeds)
+            g.ready_at = clock + RESET_STEPS * k
         for h in state:  # the head individual's row in a group that its last task did not go to
             release(h)
 
@@ -234,37 +254,54 @@ def run_slots(
         if refill:
             assign(g, finished)
 
-    for g in state:
-        assign(g, np.arange(len(g.slot_task)))
-    stopping = False
-    i = 0
-    while True:
-        g = state[i]
-        active = g.slot_task >= 0
-        n_active = int(active.sum())
-        if n_active and not stopping:
-            in_flight = sum(h.in_flight for h in state)
-            if stop() or (
-                ledger.cap is not None and ledger.frames + (in_flight + n_active) * skip > ledger.cap
-            ):
-                stopping = True
-            else:
-                actions = g.act()
-                if moments is not None:
-                    t = g.slot_task[active]
-                    o = g.obs[active].astype(np.float64)
-                    moments[t // lanes, t % lanes, 0] += o
-                    moments[t // lanes, t % lanes, 1] += o * o
-                g.venv.send(actions, active)
-                g.in_flight = n_active
-        i = (i + 1) % len(state)
-        if state[i].in_flight:  # the group sent longest ago (with one group: the one just sent)
-            receive(state[i], refill=not stopping)
-        if not any(h.in_flight for h in state):
-            if stopping:
-                return False
-            if not any((h.slot_task >= 0).any() for h in state):
-                return True
+    def take_reset(g: SlotGroup) -> None:
+        """The observations of `g`'s reseeded sub-envs, waiting for them if need be."""
+        nonlocal clock
+        assert g.reset is not None
+        g.obs, g.reset = g.reset.result(), None
+        clock = max(clock, g.ready_at)
+
+    def others_can_step(g: SlotGroup) -> bool:
+        return any(h is not g and h.reset is None and (h.slot_task >= 0).any() for h in state)
+
+    try:
+        for g in state:
+            assign(g, np.arange(len(g.slot_task)))
+        stopping = False
+        i = 0
+        while True:
+            g = state[i]
+            if g.reset is not None and (clock >= g.ready_at or not others_can_step(g)):
+                take_reset(g)
+            active = g.slot_task >= 0
+            n_active = int(active.sum())
+            if n_active and g.reset is None and not stopping:
+                in_flight = sum(h.in_flight for h in state)
+                if stop() or (
+                    ledger.cap is not None and ledger.frames + (in_flight + n_active) * skip > ledger.cap
+                ):
+                    stopping = True
+                else:
+                    actions = g.act()
+                    if moments is not None:
+                        t = g.slot_task[active]
+                        o = g.obs[active].astype(np.float64)
+                        moments[t // lanes, t % lanes, 0] += o
+                        moments[t // lanes, t % lanes, 1] += o * o
+                    g.venv.send(actions, active)
+                    g.in_flight = n_active
+                    clock += 1
+            i = (i + 1) % len(state)
+            if state[i].in_flight:  # the group sent longest ago (with one group: the one just sent)
+                receive(state[i], refill=not stopping)
+            if not any(h.in_flight for h in state):
+                if stopping:
+                    return False
+                if not any((h.slot_task >= 0).any() for h in state):
+                    return True
+    finally:
+        if resetter is not None:  # a reset still running finishes before its env is used or closed
+            resetter.shutdown(wait=True)
 
 
 @dataclass

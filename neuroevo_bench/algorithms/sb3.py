@@ -20,6 +20,7 @@ one `learn()` iteration collects before it updates: `n_steps` vector steps (A2C/
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import pickle
@@ -741,6 +742,8 @@ def usual_atari_env(env_cfg: Any, n_envs: int, seed: int) -> VecEnv:
 def benchmark_atari(quick: bool = False) -> dict[str, Any]:
     """`python -m neuroevo_bench.bench`'s sb3_atari_a2c: :func:`benchmark` for A2C on Pong with the zoo's Atari
     set, the harness's C++ vector env against SB3's `make_atari_env` + `VecFrameStack`."""
+    if importlib.util.find_spec("cv2") is None:  # before any work: SB3's AtariWrapper resizes with OpenCV
+        raise RuntimeError("sb3_atari needs OpenCV for SB3's Atari wrappers: pip install -e '.[bench]'")
     return benchmark(quick, algo="a2c", env="Pong")
 
 
