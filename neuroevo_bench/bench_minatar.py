@@ -109,10 +109,10 @@ def ga_eval_fps(
     rng = np.random.default_rng(seed)
     ev = LocalEvaluator(cfg.env, net, store, int(a.slots), a.fitness_max_frames)
     if timers is not None:
-        timers.wrap(ev.weights, "act", "network forward")
-        timers.wrap(ev.weights, "load", "network load")
+        timers.wrap(RowWeights, "act", "network forward")
+        timers.wrap(RowWeights, "load", "network load")
         timers.wrap(store, "build", "network build")
-        timers.wrap(CountedVecEnv, "step", "env step")
+        timers.wrap(CountedVecEnv, "recv", "env step")  # a sync vector env steps in recv
         timers.wrap(CountedVecEnv, "reset_slots", "episode resets")
     ledger = Ledger(cap=frames)
     lengths = []

@@ -398,3 +398,15 @@ def test_the_app_refuses_in_one_line_and_writes_no_record(tmp_path, args, block,
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
     assert lines[0].startswith(message)
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_the_speed_benchmark_section_runs_and_accounts_for_the_time():
+    """`python -m neuroevo_bench.bench --only minatar` on one game at a tiny size: a ratio, and the GA's CPU time
+    split into its parts (the forward pass, the env, resets, building networks), each measured."""
+    from neuroevo_bench import bench_minatar
+
+    row = bench_minatar.bench_game("Breakout", quick=True, reps=1, slots=16)
+    assert row["name"] == "minatar_eval_vs_raw_Breakout" and row["ratio"] > 0
+    parts = row["us_per_frame"]
+    assert {"network forward", "env step", "episode resets", "network build"} <= set(parts)
+    assert all(v > 0 for v in parts.values())
